@@ -1,0 +1,152 @@
+"""The app factory: ``sanic backend.app:create_app --factory``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+
+import httpx
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse
+
+from backend import db, elastic, scheduler
+from backend.access import AppContext, check_every_route_declared, route_access
+from backend.auth.views import bp as auth_bp
+from backend.auth.wechat import WeChatClient
+from backend.clock import Clock
+from backend.config import Settings
+from backend.errors import Forbidden, install_error_handlers
+from backend.health import bp as health_bp
+from backend.kv import MemoryKeyValue, RedisKeyValue
+from backend.logs import configure_logging, request_id_var
+
+log = logging.getLogger("smartcircle.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+
+# (blueprint, job registration) of every feature, in mounting order.
+BLUEPRINTS = (health_bp, auth_bp)
+JOB_REGISTRATIONS = (scheduler.register,)
+
+
+def _dumps(value: object, **kwargs: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), **kwargs)  # type: ignore[arg-type]
+
+
+def create_app(settings: Settings | None = None) -> Sanic:
+    """Build the app for these settings (read from the environment when not given)."""
+    if not isinstance(settings, Settings):  # the sanic CLI passes its own arguments
+        settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_json)
+    app = Sanic("smartcircle", strict_slashes=False, dumps=_dumps)
+    app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.ACCESS_LOG = False
+    app.config.DEBUG = settings.debug
+    app.config.OAS_UI_DEFAULT = "swagger"
+    app.config.OAS_URL_PREFIX = "/docs"
+    app.config.OAS_IGNORE_HEAD = True
+    app.config.OAS_IGNORE_OPTIONS = True
+    app.config.CORS = False
+    app.extend(config={"oas_autodoc": False, "health": False})
+    app.ext.openapi.describe(
+        "智慧生活圈 API",
+        version="0.1.0",
+        description="Neighbourhood resources, geo search, bookings and pain-point crowdsourcing.",
+    )
+    app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
+    app.ext.openapi.add_security_scheme("apiKey", "apiKey", location="header", name="X-Api-Key")
+
+    clock = Clock()
+    kv = (
+        RedisKeyValue.from_url(settings.redis_url, prefix=settings.kv_prefix)
+        if settings.redis_url
+        else MemoryKeyValue(prefix=settings.kv_prefix)
+    )
+    ctx = AppContext(settings=settings, kv=kv, clock=clock)
+    app.ctx.app_context = ctx
+    app.ctx.settings = settings
+    jobs = scheduler.Jobs(ctx)
+    app.ctx.jobs = jobs
+    for register in JOB_REGISTRATIONS:
+        register(jobs)
+
+    db.register_database(app, settings)
+    _register_clients(app, ctx)
+    _register_middleware(app)
+    for bp in BLUEPRINTS:
+        app.blueprint(bp)
+    install_error_handlers(app)
+
+    @app.before_server_start
+    async def _check_routes(app: Sanic) -> None:
+        check_every_route_declared(app)
+
+    @app.after_server_start
+    async def _start_jobs(app: Sanic) -> None:
+        if settings.scheduler_enabled:
+            jobs.start()
+
+    @app.before_server_stop
+    async def _stop_jobs(app: Sanic) -> None:
+        jobs.shutdown()
+
+    return app
+
+
+def _register_clients(app: Sanic, ctx: AppContext) -> None:
+    settings = ctx.settings
+
+    @app.before_server_start
+    async def _open_clients(app: Sanic) -> None:
+        http = httpx.AsyncClient(timeout=settings.wechat_timeout)
+        ctx.extras["http"] = http
+        ctx.extras["wechat"] = WeChatClient(
+            base_url=settings.wechat_base_url,
+            appid=settings.wechat_appid,
+            secret=settings.wechat_secret,
+            http=http,
+        )
+        if settings.elasticsearch_url:
+            ctx.extras["es"] = elastic.create_client(settings)
+
+    @app.after_server_stop
+    async def _close_clients(app: Sanic) -> None:
+        http = ctx.extras.pop("http", None)
+        if http is not None:
+            await http.aclose()
+        es = ctx.extras.pop("es", None)
+        if es is not None:
+            await es.close()
+        await ctx.kv.close()
+
+
+def _register_middleware(app: Sanic) -> None:
+    @app.on_request
+    async def _before(request: Request) -> None:
+        incoming = request.headers.get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.ctx.request_id = request_id
+        request.ctx.started = time.perf_counter()
+        request_id_var.set(request_id)
+        if route_access(request) is None:
+            raise Forbidden("该接口未声明访问权限", code="route_not_declared")
+
+    @app.on_response
+    async def _after(request: Request, response: HTTPResponse) -> None:
+        request_id = getattr(request.ctx, "request_id", None) or uuid.uuid4().hex
+        response.headers["X-Request-Id"] = request_id
+        started = getattr(request.ctx, "started", None)
+        principal = getattr(request.ctx, "principal", None)
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status,
+                "ms": round((time.perf_counter() - started) * 1000, 1) if started else None,
+                "user": principal.user_id if principal else None,
+            },
+        )

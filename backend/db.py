@@ -1,0 +1,100 @@
+"""The database: Tortoise ORM on SQLite (embedded) or PostgreSQL (services), with migrations.
+
+Migrations use Tortoise's built-in migration system (``tortoise makemigrations`` / ``migrate``),
+one migrations package per app label. ``TORTOISE_ORM`` is computed on access (PEP 562) so the
+``tortoise`` CLI can read it without the environment being read at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from sanic import Sanic
+from tortoise import Tortoise, connections
+from tortoise.migrations.api import migrate as tortoise_migrate
+
+from backend.config import Settings
+
+# App label -> (model modules, migrations package). Features add themselves here.
+APPS: dict[str, tuple[list[str], str]] = {
+    "core": (["backend.models"], "backend.migrations"),
+}
+
+
+def _with_params(url: str, params: dict[str, Any]) -> str:
+    parts = urlsplit(url)
+    query = parts.query
+    extra = urlencode({k: v for k, v in params.items() if f"{k}=" not in query})
+    query = "&".join(q for q in (query, extra) if q)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def database_url(settings: Settings) -> str:
+    """The Tortoise connection URL with pool or pragma settings applied."""
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        return _with_params(url, {"busy_timeout": 10000})
+    return _with_params(url, {"minsize": 1, "maxsize": settings.db_pool_max})
+
+
+def tortoise_config(settings: Settings) -> dict[str, Any]:
+    """The Tortoise configuration for these settings."""
+    return {
+        "connections": {"default": database_url(settings)},
+        "apps": {
+            label: {"models": models, "default_connection": "default", "migrations": migrations}
+            for label, (models, migrations) in APPS.items()
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TORTOISE_ORM":
+        return tortoise_config(Settings.from_env())
+    raise AttributeError(name)
+
+
+async def open_database(settings: Settings) -> None:
+    """Connect Tortoise for this process."""
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+
+
+async def close_database() -> None:
+    await connections.close_all()
+
+
+async def migrate(settings: Settings) -> None:
+    """Apply every pending migration."""
+    await tortoise_migrate(config=tortoise_config(settings))
+    await connections.close_all()
+
+
+async def ping() -> None:
+    """Raise if the database does not answer."""
+    conn = connections.get("default")
+    await conn.execute_query("SELECT 1")
+
+
+def table_names() -> list[str]:
+    """Every table the models own, for truncation in tests."""
+    names = []
+    for app in Tortoise.apps.values():
+        for model in app.values():
+            names.append(model._meta.db_table)
+    return names
+
+
+def register_database(app: Sanic, settings: Settings) -> None:
+    """Open the database before serving and close it afterwards."""
+
+    @app.before_server_start
+    async def _open(app: Sanic) -> None:
+        await open_database(settings)
+
+    @app.after_server_stop
+    async def _close(app: Sanic) -> None:
+        await close_database()

@@ -1,0 +1,161 @@
+"""One exception hierarchy and one JSON error shape for every failure.
+
+Shape: ``{"error": {"code": "snake_case", "message": "...", "fields": {"path": "reason"}}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sanic import Request, Sanic
+from sanic.exceptions import (
+    BadRequest as SanicBadRequest,
+)
+from sanic.exceptions import (
+    MethodNotAllowed,
+    NotFound as SanicNotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    SanicException,
+)
+from sanic.response import HTTPResponse, json
+
+log = logging.getLogger("smartcircle.errors")
+
+
+class AppError(SanicException):
+    """Base of every error the API answers on purpose."""
+
+    status_code = 500
+    code = "internal_error"
+    default_message = "服务器内部错误"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        fields: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message or self.default_message, headers=headers)
+        self.message = message or self.default_message
+        if code:
+            self.code = code
+        self.fields = fields or {}
+
+    def payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.fields:
+            body["fields"] = self.fields
+        return {"error": body}
+
+
+class BadRequest(AppError):
+    status_code = 400
+    code = "bad_request"
+    default_message = "请求有误"
+
+
+class ValidationFailed(BadRequest):
+    code = "validation_error"
+    default_message = "请求参数校验失败"
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    code = "not_authenticated"
+    default_message = "请先登录"
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "forbidden"
+    default_message = "无权执行此操作"
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = "not_found"
+    default_message = "未找到"
+
+
+class Conflict(AppError):
+    status_code = 409
+    code = "conflict"
+    default_message = "与当前状态冲突"
+
+
+class Unprocessable(AppError):
+    status_code = 422
+    code = "rule_violation"
+    default_message = "请求不符合业务规则"
+
+
+class RateLimited(AppError):
+    status_code = 429
+    code = "rate_limited"
+    default_message = "请求过于频繁，请稍后再试"
+
+    def __init__(self, retry_after: float, message: str | None = None, **kwargs: Any) -> None:
+        seconds = max(1, int(retry_after + 0.999))
+        super().__init__(message, headers={"Retry-After": str(seconds)}, **kwargs)
+        self.retry_after = seconds
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    code = "service_unavailable"
+    default_message = "服务暂不可用，请稍后再试"
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    fields: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> HTTPResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return json({"error": body}, status=status, headers=headers)
+
+
+def _translate(exc: Exception) -> tuple[int, str, str, dict[str, str] | None]:
+    if isinstance(exc, AppError):
+        return exc.status_code, exc.code, exc.message, exc.fields
+    if isinstance(exc, SanicNotFound):
+        return 404, "not_found", "请求的地址不存在", None
+    if isinstance(exc, MethodNotAllowed):
+        return 405, "method_not_allowed", "不支持该请求方法", None
+    if isinstance(exc, PayloadTooLarge):
+        return 413, "payload_too_large", "请求体过大", None
+    if isinstance(exc, RequestTimeout):
+        return 408, "request_timeout", "请求超时", None
+    if isinstance(exc, SanicBadRequest):
+        return 400, "bad_request", "请求格式有误", None
+    if isinstance(exc, SanicException) and 400 <= exc.status_code < 500:
+        return exc.status_code, "http_error", "请求有误", None
+    return 500, "internal_error", "服务器内部错误", None
+
+
+def install_error_handlers(app: Sanic) -> None:
+    """Answer every exception with the JSON error shape; log unexpected ones."""
+
+    @app.exception(Exception)
+    async def handle_any(request: Request, exc: Exception) -> HTTPResponse:
+        status, code, message, fields = _translate(exc)
+        headers = dict(getattr(exc, "headers", None) or {})
+        if isinstance(exc, MethodNotAllowed) and getattr(exc, "allowed_methods", None):
+            headers["Allow"] = ", ".join(sorted(exc.allowed_methods))  # type: ignore[attr-defined]
+        if status >= 500:
+            # The traceback goes to the log; the client sees only the request id.
+            log.error(
+                "unhandled error",
+                exc_info=(type(exc), exc, exc.__traceback__),
+                extra={"path": request.path, "method": request.method},
+            )
+            message = f"{message}（请求编号 {request.id}）"
+        return error_response(status, code, message, fields, headers)

@@ -1,0 +1,110 @@
+"""Password hashing (argon2id), access tokens (JWT, HS256) and opaque secret digests."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("dummy-password-for-timing")
+ISSUER = "smartcircle"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Check a password; spends the same time when there is no account."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def digest(secret: str) -> str:
+    """SHA-256 hex digest of a high-entropy secret (refresh tokens, API keys)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: str
+    role: str
+    session: str
+    street: str | None
+    expires_at: int
+
+
+class TokenError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def encode_access_token(
+    *,
+    secret: str,
+    user_id: str,
+    role: str,
+    session: str,
+    street: str | None,
+    ttl: int,
+    now: float | None = None,
+) -> tuple[str, int]:
+    """A signed access token and its lifetime in seconds."""
+    issued = int(now if now is not None else time.time())
+    payload: dict[str, Any] = {
+        "iss": ISSUER,
+        "sub": user_id,
+        "role": role,
+        "sid": session,
+        "iat": issued,
+        "exp": issued + ttl,
+        "typ": "access",
+    }
+    if street:
+        payload["street"] = street
+    return jwt.encode(payload, secret, algorithm="HS256"), ttl
+
+
+def decode_access_token(token: str, *, secret: str, now: float | None = None) -> AccessClaims:
+    """Verify signature, issuer, type and expiry."""
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "sid", "role"], "verify_exp": False},
+        )
+    except jwt.InvalidTokenError as exc:
+        raise TokenError("invalid_token", "登录凭证无效") from exc
+    if payload.get("typ") != "access":
+        raise TokenError("invalid_token", "登录凭证无效")
+    current = now if now is not None else time.time()
+    if int(payload["exp"]) <= current:
+        raise TokenError("token_expired", "登录已过期，请刷新或重新登录")
+    return AccessClaims(
+        user_id=str(payload["sub"]),
+        role=str(payload["role"]),
+        session=str(payload["sid"]),
+        street=payload.get("street"),
+        expires_at=int(payload["exp"]),
+    )
