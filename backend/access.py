@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sanic import Request, Sanic
-from sanic.response import HTTPResponse, empty, json as json_response
+from sanic.response import HTTPResponse, empty
+from sanic.response import json as json_response
 from sanic_ext.extensions.openapi import openapi
 from sanic_ext.extensions.openapi.definitions import Component, Response
 
@@ -149,7 +150,7 @@ def _body_data(request: Request, form: bool) -> Any:
     if form:
         if content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
             raise BadRequest("请求体应为表单编码", code="unsupported_media_type")
-        return {k: (v[-1] if len(v) == 1 else v) for k, v in request.form.items()}
+        return {k: (v[-1] if len(v) == 1 else v) for k, v in (request.form or {}).items()}
     raw = request.body
     if not raw:
         return {}
@@ -286,15 +287,17 @@ def endpoint(
         responses: list[Response] = []
         if response is not None:
             responses.append(
-                Response({"application/json": Component(response)}, status=status,
-                         description="OK")
+                Response({"application/json": Component(response)}, status=status, description="OK")
             )
         else:
             responses.append(Response(None, status=status, description="OK"))
         for code in sorted(set(errors) | _implied_errors(access, query, body)):
             responses.append(
-                Response({"application/json": Component(ErrorResponse)}, status=code,
-                         description=HTTPStatus(code).phrase)
+                Response(
+                    {"application/json": Component(ErrorResponse)},
+                    status=code,
+                    description=HTTPStatus(code).phrase,
+                )
             )
         secured: dict[str, Any] | None = None
         if not access.public:
@@ -313,7 +316,7 @@ def endpoint(
                 if body is not None
                 else None
             ),
-            parameter=_query_parameters(query) if query is not None else None,
+            parameter=_query_parameters(query) if query is not None else None,  # type: ignore[arg-type]
             response=responses,
             secured=secured,
         )(decorated)

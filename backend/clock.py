@@ -1,4 +1,4 @@
-"""Time in one place: the server clock (Asia/Shanghai for people, UTC for storage), settable in tests."""
+"""Time in one place: the server clock (Asia/Shanghai for people, UTC for storage)."""
 
 from __future__ import annotations
 

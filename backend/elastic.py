@@ -15,5 +15,5 @@ def create_client(settings: Settings) -> AsyncElasticsearch:
 
 async def ping(client: AsyncElasticsearch) -> str:
     """The cluster's health colour; raises if the server does not answer."""
-    health = await client.cluster.health(request_timeout=3)
+    health = await client.options(request_timeout=3).cluster.health()
     return str(health["status"])

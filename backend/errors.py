@@ -14,10 +14,12 @@ from sanic.exceptions import (
 )
 from sanic.exceptions import (
     MethodNotAllowed,
-    NotFound as SanicNotFound,
     PayloadTooLarge,
     RequestTimeout,
     SanicException,
+)
+from sanic.exceptions import (
+    NotFound as SanicNotFound,
 )
 from sanic.response import HTTPResponse, json
 
@@ -149,7 +151,7 @@ def install_error_handlers(app: Sanic) -> None:
         status, code, message, fields = _translate(exc)
         headers = dict(getattr(exc, "headers", None) or {})
         if isinstance(exc, MethodNotAllowed) and getattr(exc, "allowed_methods", None):
-            headers["Allow"] = ", ".join(sorted(exc.allowed_methods))  # type: ignore[attr-defined]
+            headers["Allow"] = ", ".join(sorted(exc.allowed_methods or ()))
         if status >= 500:
             # The traceback goes to the log; the client sees only the request id.
             log.error(

@@ -37,7 +37,9 @@ async def _probe(backend: str, check: Any) -> ServiceHealth:
         return ServiceHealth(status="down", backend=backend, detail=type(exc).__name__)
     latency = round((time.perf_counter() - started) * 1000, 2)
     return ServiceHealth(
-        status="ok", backend=backend, latency_ms=latency,
+        status="ok",
+        backend=backend,
+        latency_ms=latency,
         detail=detail if isinstance(detail, str) else None,
     )
 

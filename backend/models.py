@@ -95,7 +95,7 @@ class AuditEntry(Model):
     object_type = fields.CharField(max_length=40)
     object_id = fields.CharField(max_length=64, db_index=True)
     reason = fields.TextField(default="")
-    detail = fields.JSONField(default=dict)
+    detail: fields.Field[dict] = fields.JSONField(default=dict)
     request_id = fields.CharField(max_length=64, default="")
 
     class Meta:

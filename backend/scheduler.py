@@ -69,7 +69,9 @@ class Jobs:
                 name=name, scheduled_for=slot, runner=_runner_name(), started_at=now
             )
         except IntegrityError:
-            log.info("job skipped, claimed elsewhere", extra={"job": name, "slot": slot.isoformat()})
+            log.info(
+                "job skipped, claimed elsewhere", extra={"job": name, "slot": slot.isoformat()}
+            )
             return False
         try:
             await spec.func(self.ctx)

@@ -36,7 +36,9 @@ async def sign_in(client: httpx.AsyncClient, user: User) -> dict[str, str]:
     if user.role == Role.RESIDENT:
         assert user.wechat_openid
         # Demo sign-in derives the openid from the name: use the stub for real openids.
-        response = await client.post("/api/v1/auth/wechat", json={"code": f"ok-{user.wechat_openid[2:]}"})
+        response = await client.post(
+            "/api/v1/auth/wechat", json={"code": f"ok-{user.wechat_openid[2:]}"}
+        )
     else:
         response = await client.post(
             "/api/v1/auth/login", json={"username": user.username, "password": PASSWORD}

@@ -72,7 +72,9 @@ async def sign_in_wechat(*, ctx: AppContext, code: str, wechat: WeChatClient) ->
     if code.startswith(DEV_PREFIX):
         if not ctx.settings.demo_signin:
             raise BadRequest(
-                "演示登录未开启", code="demo_signin_disabled", fields={"code": "demo codes disabled"}
+                "演示登录未开启",
+                code="demo_signin_disabled",
+                fields={"code": "demo codes disabled"},
             )
         name = code[len(DEV_PREFIX) :].strip()
         if not name or len(name) > 32:
@@ -85,7 +87,10 @@ async def sign_in_wechat(*, ctx: AppContext, code: str, wechat: WeChatClient) ->
     if user is None:
         try:
             user = await User.create(
-                role=Role.RESIDENT, wechat_openid=openid, wechat_unionid=unionid, display_name=display
+                role=Role.RESIDENT,
+                wechat_openid=openid,
+                wechat_unionid=unionid,
+                display_name=display,
             )
         except IntegrityError:  # signed in twice at once: the other request created it
             user = await User.get(wechat_openid=openid)
@@ -105,7 +110,10 @@ async def sign_in_password(
     settings = ctx.settings
     user_key = f"login-fail:user:{digest(username.lower())}"
     ip_key = f"login-fail:ip:{client_ip}"
-    for key, limit in ((user_key, settings.login_max_failures), (ip_key, settings.login_max_failures * 4)):
+    for key, limit in (
+        (user_key, settings.login_max_failures),
+        (ip_key, settings.login_max_failures * 4),
+    ):
         if await ctx.kv.get_int(key) >= limit:
             retry = await ctx.kv.ttl(key) or settings.login_lockout_seconds
             raise RateLimited(retry, "登录失败次数过多，请稍后再试", code="login_locked")
@@ -187,9 +195,16 @@ async def create_staff_user(*, ctx: AppContext, actor: Principal, data: StaffUse
             street_code=data.street_code if data.role == Role.STREET_WORKER else None,
         )
     except IntegrityError:
-        raise Conflict("用户名已存在", code="username_taken", fields={"username": "taken"}) from None
-    await record(ctx=ctx, actor=actor, action="user.create", obj=("user", user.public_id),
-                 detail={"role": data.role.value})
+        raise Conflict(
+            "用户名已存在", code="username_taken", fields={"username": "taken"}
+        ) from None
+    await record(
+        ctx=ctx,
+        actor=actor,
+        action="user.create",
+        obj=("user", user.public_id),
+        detail={"role": data.role.value},
+    )
     return user
 
 
@@ -201,14 +216,20 @@ async def set_user_active(
     user.is_active = active
     await user.save(update_fields=["is_active"])
     if not active:
-        families = await RefreshToken.filter(user=user, revoked_at__isnull=True).distinct().values_list(
-            "family", flat=True
+        families = (
+            await RefreshToken.filter(user=user, revoked_at__isnull=True)
+            .distinct()
+            .values_list("family", flat=True)
         )
         for family in set(families):
             await revoke_family(ctx=ctx, family=str(family), reason="account_disabled")
         await ApiKey.filter(user=user, revoked_at__isnull=True).update(revoked_at=ctx.clock.now())
-    await record(ctx=ctx, actor=actor, action="user.activate" if active else "user.deactivate",
-                 obj=("user", user.public_id))
+    await record(
+        ctx=ctx,
+        actor=actor,
+        action="user.activate" if active else "user.deactivate",
+        obj=("user", user.public_id),
+    )
     return user
 
 
@@ -222,10 +243,16 @@ async def create_api_key(
     prefix = new_secret(6)[:8]
     clear = f"sc_{prefix}_{new_secret(24)}"
     key = await ApiKey.create(prefix=prefix, key_hash=digest(clear), name=name, user=user)
-    await record(ctx=ctx, actor=actor, action="api_key.create", obj=("api_key", key.public_id),
-                 detail={"user": user.public_id})
-    return ApiKeyOut(id=key.public_id, name=key.name, prefix=prefix, created_at=key.created_at,
-                     key=clear)
+    await record(
+        ctx=ctx,
+        actor=actor,
+        action="api_key.create",
+        obj=("api_key", key.public_id),
+        detail={"user": user.public_id},
+    )
+    return ApiKeyOut(
+        id=key.public_id, name=key.name, prefix=prefix, created_at=key.created_at, key=clear
+    )
 
 
 async def revoke_api_key(*, ctx: AppContext, actor: Principal, key_public_id: str) -> None:

@@ -39,7 +39,9 @@ class WeChatClient:
             response = await self._http.get(f"{self._base_url}/sns/jscode2session", params=params)
         except httpx.HTTPError as exc:
             log.warning("wechat unreachable: %s", type(exc).__name__)
-            raise ServiceUnavailable("微信登录服务暂不可用，请稍后再试", code="wechat_unavailable") from None
+            raise ServiceUnavailable(
+                "微信登录服务暂不可用，请稍后再试", code="wechat_unavailable"
+            ) from None
         if response.status_code >= 500:
             raise ServiceUnavailable("微信登录服务暂不可用，请稍后再试", code="wechat_unavailable")
         try:

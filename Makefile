@@ -1,0 +1,65 @@
+# 智慧生活圈 backend. `make help` lists the targets.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+EMBEDDED_ENV := env -u DATABASE_URL -u REDIS_URL -u ELASTICSEARCH_URL -u TEST_DATABASE_URL SMARTCIRCLE_PROFILE=embedded
+PYTEST_ARGS ?=
+
+.PHONY: help install migrate makemigrations demo serve lint test test-embedded test-services \
+        services-up services-down bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## create the virtualenv and install pinned dependencies
+
+migrate: install ## apply database migrations (embedded SQLite unless DATABASE_URL is set)
+	$(BIN)/python -m backend migrate
+
+makemigrations: install ## write migrations for model changes
+	$(BIN)/tortoise -c backend.db.TORTOISE_ORM makemigrations
+
+demo: install ## migrate, load demo data and serve on http://127.0.0.1:8000 (embedded profile)
+	$(EMBEDDED_ENV) $(BIN)/python -m backend migrate
+	$(EMBEDDED_ENV) $(BIN)/python -m backend load-demo
+	$(EMBEDDED_ENV) $(BIN)/sanic backend.app:create_app --factory --host $(HOST) --port $(PORT)
+
+serve: install ## serve with the current environment's settings
+	$(BIN)/sanic backend.app:create_app --factory --host $(HOST) --port $(PORT) --workers $${SMARTCIRCLE_WORKERS:-1}
+
+lint: install ## ruff (lint and format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy backend search crowdsource venues admin_console fixtures
+
+test-embedded: install ## the suite on the embedded profile (SQLite, in-process KV, database search)
+	@echo "===== test run 1/2: embedded profile ====="
+	$(EMBEDDED_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+test-services: install services-up ## the suite against real PostgreSQL, Redis and Elasticsearch
+	@echo "===== test run 2/2: services profile (PostgreSQL, Redis, Elasticsearch) ====="
+	source var/services/env && $(BIN)/pytest $(PYTEST_ARGS)
+
+test: install lint test-embedded test-services ## install, lint, type-check, run both profiles
+
+services-up: ## install (if needed) and start PostgreSQL, Redis, Elasticsearch on 127.0.0.1
+	bash scripts/services-up.sh
+
+services-down: ## stop the services (data stays under var/)
+	bash scripts/services-down.sh
+
+bench: install ## speed measurements (bench/)
+	$(EMBEDDED_ENV) $(BIN)/python -m bench
+
+clean: ## remove the virtualenv and local data
+	rm -rf $(VENV) var

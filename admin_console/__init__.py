@@ -1,0 +1,1 @@
+"""admin_console feature package."""

@@ -1,0 +1,1 @@
+"""crowdsource feature package."""
