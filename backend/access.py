@@ -357,11 +357,19 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+def _is_library_route(app: Sanic, route: Any) -> bool:
+    """Routes that sanic-ext adds itself: the OpenAPI document and automatic OPTIONS/HEAD."""
+    if route.name.startswith(tuple(f"{app.name}.{p}" for p in LIBRARY_ROUTE_PREFIXES)):
+        return True
+    handler = getattr(route.handler, "func", route.handler)
+    return str(getattr(handler, "__module__", "")).startswith("sanic_ext.")
+
+
 def check_every_route_declared(app: Sanic) -> None:
     """Refuse to start when a route does not say who may call it (default deny)."""
     missing = []
     for route in app.router.routes:
-        if route.name.startswith(tuple(f"{app.name}.{p}" for p in LIBRARY_ROUTE_PREFIXES)):
+        if _is_library_route(app, route):
             continue
         if getattr(route.handler, ACCESS_ATTR, None) is None:
             missing.append(f"{'/'.join(route.methods)} /{route.path}")
@@ -373,6 +381,6 @@ def route_access(request: Request) -> Access | None:
     route = request.route
     if route is None:  # no route: routing answers 404/405 itself
         return Access(public=True)
-    if route.name.startswith(tuple(f"{request.app.name}.{p}" for p in LIBRARY_ROUTE_PREFIXES)):
+    if _is_library_route(request.app, route):
         return Access(public=True)
     return getattr(route.handler, ACCESS_ATTR, None)

@@ -59,7 +59,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-import redis.asyncio as aioredis
+import redis.asyncio as redis_async
 from redis.exceptions import RedisError
 
 __all__ = [
@@ -352,7 +352,7 @@ class RedisKeyValue(KeyValue):
     """
 
     def __init__(
-        self, client: aioredis.Redis, prefix: str = "sc:", *, owns_client: bool = False
+        self, client: redis_async.Redis, prefix: str = "sc:", *, owns_client: bool = False
     ) -> None:
         kwargs = client.get_connection_kwargs()
         if not kwargs.get("decode_responses", False):
@@ -380,10 +380,12 @@ class RedisKeyValue(KeyValue):
         if blocking:
             pool_opts.setdefault("max_connections", _DEFAULT_MAX_CONNECTIONS)
             pool_opts.setdefault("timeout", _DEFAULT_POOL_TIMEOUT)
-            pool = aioredis.BlockingConnectionPool.from_url(url, decode_responses=True, **pool_opts)
-            client = aioredis.Redis.from_pool(pool)
+            pool = redis_async.BlockingConnectionPool.from_url(
+                url, decode_responses=True, **pool_opts
+            )
+            client = redis_async.Redis.from_pool(pool)
         else:
-            client = aioredis.from_url(url, decode_responses=True, **pool_opts)
+            client = redis_async.from_url(url, decode_responses=True, **pool_opts)
         return cls(client, prefix, owns_client=True)
 
     def with_prefix(self, prefix: str) -> RedisKeyValue:

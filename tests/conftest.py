@@ -130,3 +130,9 @@ async def client(app: Sanic) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+@pytest.fixture
+def wechat_calls(wechat: WeChatStub) -> list[dict[str, str]]:
+    """The query strings the WeChat stub has received."""
+    return wechat.calls

@@ -1,4 +1,0 @@
-async def test_health(client):
-    r = await client.get("/api/v1/health")
-    assert r.status_code == 200, r.text
-    print(r.json())
