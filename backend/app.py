@@ -27,7 +27,10 @@ log = logging.getLogger("smartcircle.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 # (blueprint, job registration) of every feature, in mounting order.
-BLUEPRINTS = (health_bp, auth_bp)
+BLUEPRINTS = (
+    health_bp,
+    auth_bp,
+)
 JOB_REGISTRATIONS = (scheduler.register,)
 
 
