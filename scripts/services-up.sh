@@ -204,8 +204,10 @@ EOF
 fi
 wait_for 60 "$PG_VAR/postgres.log" postgres pg_up
 
-# Role and databases (idempotent), as the superuser over the private unix socket.
-as_pg "$PG_BIN/psql" -h "$PG_VAR" -p "$PG_PORT" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+app_pg() { PGPASSWORD=smartcircle "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U smartcircle "$@"; }
+if [ -S "$PG_VAR/.s.PGSQL.$PG_PORT" ]; then
+    # Role and databases (idempotent), as the superuser over our private unix socket.
+    as_pg "$PG_BIN/psql" -h "$PG_VAR" -p "$PG_PORT" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'smartcircle') THEN
@@ -218,6 +220,13 @@ SELECT format('CREATE DATABASE %I OWNER smartcircle', d)
   FROM unnest(ARRAY['smartcircle', 'smartcircle_test']) AS d
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = d) \gexec
 SQL
+
+else
+    # Another checkout's server on this port (e.g. a second clone on one machine): use it as is.
+    app_pg -d smartcircle_test -qAt -c 'SELECT 1' >/dev/null ||
+        die "something else answers on :$PG_PORT and refuses the smartcircle role"
+    log "postgres on :$PG_PORT belongs to another checkout; using it"
+fi
 
 # --- Redis ----------------------------------------------------------------------
 redis_up() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
@@ -259,7 +268,7 @@ export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 export ELASTICSEARCH_URL=http://127.0.0.1:$ES_PORT
 EOF
 
-pg_ver=$(as_pg "$PG_BIN/psql" -h "$PG_VAR" -p "$PG_PORT" -U postgres -d postgres -qAt -c 'SHOW server_version')
+pg_ver=$(app_pg -d smartcircle -qAt -c 'SHOW server_version')
 redis_ver=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" info server | sed -n 's/^redis_version:\([^\r]*\).*/\1/p')
 es_info=$(curl -fsS "http://127.0.0.1:$ES_PORT/_cluster/health")
 es_status=$(sed -n 's/.*"status":"\([a-z]*\)".*/\1/p' <<<"$es_info")

@@ -1,0 +1,1 @@
+"""Speed measurements: ``make bench`` (reported figures, not pass/fail tests)."""
