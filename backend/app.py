@@ -22,6 +22,7 @@ from backend.errors import Forbidden, install_error_handlers
 from backend.health import bp as health_bp
 from backend.kv import MemoryKeyValue, RedisKeyValue
 from backend.logs import configure_logging, request_id_var
+from crowdsource.challenges.views import bp as vendors_bp
 
 log = logging.getLogger("smartcircle.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
@@ -30,6 +31,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 BLUEPRINTS = (
     health_bp,
     auth_bp,
+    vendors_bp,
 )
 JOB_REGISTRATIONS = (scheduler.register,)
 

@@ -19,6 +19,7 @@ from backend.config import Settings
 # App label -> (model modules, migrations package). Features add themselves here.
 APPS: dict[str, tuple[list[str], str]] = {
     "core": (["backend.models"], "backend.migrations"),
+    "challenges": (["crowdsource.challenges.models"], "crowdsource.challenges.migrations"),
 }
 
 

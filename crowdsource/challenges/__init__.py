@@ -1,0 +1,1 @@
+"""From pain points to published challenges: vendors, challenges, proposals, judging, awards."""

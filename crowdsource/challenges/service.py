@@ -1,0 +1,204 @@
+"""Vendors: registration, verification, suspension and members."""
+
+from __future__ import annotations
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from backend.access import AppContext, Principal
+from backend.audit import record
+from backend.errors import Conflict, Forbidden, NotFound, RateLimited, Unprocessable
+from backend.models import Role, User
+from backend.paging import decode_cursor, encode_cursor, scope_of
+from backend.security import hash_password
+from crowdsource.challenges.models import Vendor, VendorMember, VendorStatus
+from crowdsource.challenges.schemas import (
+    MemberOut,
+    VendorListQuery,
+    VendorMemberCreate,
+    VendorOut,
+    VendorPage,
+    VendorRegistration,
+)
+
+REGISTRATIONS_PER_IP_PER_HOUR = 10
+
+
+def mask_phone(phone: str) -> str:
+    """138****8000 style: enough to recognise, not to call."""
+    digits = phone.strip()
+    if len(digits) < 7:
+        return "*" * len(digits)
+    return f"{digits[:3]}****{digits[-4:]}"
+
+
+async def get_vendor_or_raise(public_id: str) -> Vendor:
+    vendor = await Vendor.get_or_none(public_id=public_id)
+    if vendor is None:
+        raise NotFound("企业不存在", code="vendor_not_found")
+    return vendor
+
+
+async def membership_of(user_public_id: str) -> VendorMember | None:
+    """The vendor membership of a vendor account, if any."""
+    return (
+        await VendorMember.filter(user__public_id=user_public_id).select_related("vendor").first()
+    )
+
+
+async def sees_contact(viewer: Principal, vendor: Vendor) -> bool:
+    """The bureau admin and the vendor's own members see the contact phone in full."""
+    if viewer.role == Role.BUREAU_ADMIN:
+        return True
+    if viewer.role == Role.VENDOR:
+        member = await membership_of(viewer.user_id)
+        return member is not None and member.vendor_id == vendor.id  # type: ignore[attr-defined]
+    return False
+
+
+async def vendor_out(vendor: Vendor, *, full: bool, with_members: bool = False) -> VendorOut:
+    """A vendor as a viewer may see it (contact phone masked unless ``full``)."""
+    members = None
+    if with_members:
+        rows = await VendorMember.filter(vendor=vendor).select_related("user").order_by("id")
+        members = [
+            MemberOut(
+                user_id=m.user.public_id,
+                username=m.user.username,
+                display_name=m.user.display_name,
+                is_owner=m.is_owner,
+            )
+            for m in rows
+        ]
+    return VendorOut(
+        id=vendor.public_id,
+        name=vendor.name,
+        uscc=vendor.uscc,
+        status=vendor.status,
+        status_reason=vendor.status_reason,
+        contact_name=vendor.contact_name,
+        contact_phone=vendor.contact_phone if full else mask_phone(vendor.contact_phone),
+        contact_email=vendor.contact_email,
+        created_at=vendor.created_at,
+        verified_at=vendor.verified_at,
+        members=members,
+    )
+
+
+async def register_vendor(*, ctx: AppContext, data: VendorRegistration, client_ip: str) -> Vendor:
+    """Register a company and its first member account; the bureau verifies it later."""
+    limit = await ctx.kv.hit(
+        f"vendor-register:{client_ip}", limit=REGISTRATIONS_PER_IP_PER_HOUR, window=3600
+    )
+    if not limit.allowed:
+        raise RateLimited(limit.retry_after)
+    now = ctx.clock.now()
+    try:
+        async with in_transaction():
+            vendor = await Vendor.create(
+                name=data.company_name.strip(),
+                uscc=data.uscc,
+                contact_name=data.contact_name,
+                contact_phone=data.contact_phone,
+                contact_email=data.contact_email,
+                created_at=now,
+            )
+            if await User.filter(username=data.username).exists():
+                raise Conflict("用户名已存在", code="username_taken", fields={"username": "taken"})
+            user = await User.create(
+                username=data.username,
+                password_hash=hash_password(data.password),
+                role=Role.VENDOR,
+                display_name=data.contact_name,
+            )
+            await VendorMember.create(vendor=vendor, user=user, is_owner=True, created_at=now)
+    except IntegrityError:
+        if await Vendor.filter(uscc=data.uscc).exists():
+            raise Conflict(
+                "该统一社会信用代码已注册",
+                code="vendor_exists",
+                fields={"uscc": "already registered"},
+            ) from None
+        raise Conflict(
+            "用户名已存在", code="username_taken", fields={"username": "taken"}
+        ) from None
+    await record(ctx=ctx, actor=None, action="vendor.register", obj=("vendor", vendor.public_id))
+    return vendor
+
+
+async def decide_vendor(
+    *, ctx: AppContext, actor: Principal, public_id: str, status: VendorStatus, reason: str
+) -> Vendor:
+    """Verify or suspend a vendor (the bureau's decision, audited)."""
+    vendor = await get_vendor_or_raise(public_id)
+    if vendor.status == status:
+        return vendor
+    vendor.status = status
+    vendor.status_reason = reason
+    if status == VendorStatus.VERIFIED:
+        vendor.verified_at = ctx.clock.now()
+    await vendor.save(update_fields=["status", "status_reason", "verified_at"])
+    await record(
+        ctx=ctx,
+        actor=actor,
+        action=f"vendor.{status.value}",
+        obj=("vendor", public_id),
+        reason=reason,
+    )
+    return vendor
+
+
+async def add_member(
+    *, ctx: AppContext, actor: Principal, public_id: str, data: VendorMemberCreate
+) -> User:
+    """A member of a verified vendor adds a colleague's account."""
+    vendor = await get_vendor_or_raise(public_id)
+    member = await membership_of(actor.user_id)
+    if member is None or member.vendor_id != vendor.id:  # type: ignore[attr-defined]
+        raise Forbidden("只能为本企业添加成员")
+    if vendor.status != VendorStatus.VERIFIED:
+        raise Unprocessable("企业通过审核后才能添加成员", code="vendor_not_verified")
+    try:
+        async with in_transaction():
+            user = await User.create(
+                username=data.username,
+                password_hash=hash_password(data.password),
+                role=Role.VENDOR,
+                display_name=data.display_name,
+            )
+            await VendorMember.create(vendor=vendor, user=user, created_at=ctx.clock.now())
+    except IntegrityError:
+        raise Conflict(
+            "用户名已存在", code="username_taken", fields={"username": "taken"}
+        ) from None
+    await record(
+        ctx=ctx,
+        actor=actor,
+        action="vendor.member_add",
+        obj=("vendor", public_id),
+        detail={"user": user.public_id},
+    )
+    return user
+
+
+async def list_vendors(*, ctx: AppContext, viewer: Principal, query: VendorListQuery) -> VendorPage:
+    """Vendors newest first, optionally by status, with keyset paging."""
+    scope = scope_of("vendors", query.status)
+    rows = Vendor.all().order_by("-id")
+    if query.status:
+        rows = rows.filter(status=query.status)
+    if query.cursor:
+        (last_id,) = decode_cursor(query.cursor, scope=scope, secret=ctx.settings.jwt_secret)
+        if not isinstance(last_id, int):
+            raise NotFound()
+        rows = rows.filter(id__lt=last_id)
+    page = await rows.limit(query.limit + 1)
+    more = len(page) > query.limit
+    page = page[: query.limit]
+    next_cursor = (
+        encode_cursor([page[-1].id], scope=scope, secret=ctx.settings.jwt_secret) if more else None
+    )
+    return VendorPage(
+        items=[await vendor_out(v, full=await sees_contact(viewer, v)) for v in page],
+        next_cursor=next_cursor,
+    )
