@@ -1,0 +1,34 @@
+"""The demo data loads idempotently and its accounts work."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from crowdsource.challenges.models import Vendor, VendorStatus
+from fixtures.demo import DEMO_ACCOUNTS, load_demo
+
+
+async def test_demo_accounts_sign_in_and_load_twice(client, settings):
+    await load_demo(settings)
+    await load_demo(settings)
+    for username, password, role, _name, _street in DEMO_ACCOUNTS:
+        response = await client.post(
+            "/api/v1/auth/login", json={"username": username, "password": password}
+        )
+        assert response.status_code == 200, username
+        assert response.json()["user"]["role"] == role.value
+    vendor = await Vendor.get()
+    assert vendor.status == VendorStatus.VERIFIED
+    login = await client.post(
+        "/api/v1/auth/login", json={"username": "vendor", "password": "demo-vendor-2026"}
+    )
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    mine = await client.get("/api/v1/me/vendor", headers=headers)
+    assert mine.json()["id"] == vendor.public_id
+
+
+async def test_demo_data_is_refused_in_production(app, settings):
+    with pytest.raises(SystemExit):
+        await load_demo(replace(settings, environment="production"))
