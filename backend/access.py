@@ -10,19 +10,22 @@ import json
 import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from enum import Enum
 from functools import wraps
 from http import HTTPStatus
 from typing import Any, TypeVar
+from uuid import UUID
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AnyUrl, BaseModel, ValidationError
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, empty
 from sanic.response import json as json_response
 from sanic_ext.extensions.openapi import openapi
 from sanic_ext.extensions.openapi.definitions import Component, Response
 
-from backend.clock import Clock
+from backend.clock import Clock, to_local
 from backend.config import Settings
 from backend.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed
 from backend.kv import KeyValue
@@ -279,7 +282,7 @@ def endpoint(
             if result is None:
                 return empty(status=204 if status == 200 else status)
             if isinstance(result, BaseModel):
-                return json_response(result.model_dump(mode="json"), status=status)
+                result = result.model_dump(mode="python")
             return json_response(result, status=status, default=_json_default)
 
         setattr(handler, ACCESS_ATTR, access)
@@ -340,10 +343,23 @@ def _implied_errors(
 
 
 def _json_default(value: Any) -> Any:
+    """JSON for what ``json.dumps`` does not know; times in Asia/Shanghai with their offset."""
     if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return to_local(value).isoformat()
+    if isinstance(value, date | time):
         return value.isoformat()
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+        return value.model_dump(mode="python")
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, UUID | AnyUrl):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
