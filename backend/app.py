@@ -22,7 +22,12 @@ from backend.errors import Forbidden, install_error_handlers
 from backend.health import bp as health_bp
 from backend.kv import MemoryKeyValue, RedisKeyValue
 from backend.logs import configure_logging, request_id_var
+from backend.notifications import bp as notifications_bp
+from crowdsource import scheduled as crowdsource_scheduled
+from crowdsource.challenges import scheduled as challenges_scheduled
 from crowdsource.challenges.views import bp as vendors_bp
+from crowdsource.challenges.views import challenges_bp
+from crowdsource.views import bp as crowdsource_bp
 
 log = logging.getLogger("smartcircle.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
@@ -31,9 +36,16 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 BLUEPRINTS = (
     health_bp,
     auth_bp,
+    crowdsource_bp,
     vendors_bp,
+    challenges_bp,
+    notifications_bp,
 )
-JOB_REGISTRATIONS = (scheduler.register,)
+JOB_REGISTRATIONS = (
+    scheduler.register,
+    crowdsource_scheduled.register,
+    challenges_scheduled.register,
+)
 
 
 def _dumps(value: object, **kwargs: object) -> str:

@@ -20,6 +20,7 @@ from backend.config import Settings
 APPS: dict[str, tuple[list[str], str]] = {
     "core": (["backend.models"], "backend.migrations"),
     "challenges": (["crowdsource.challenges.models"], "crowdsource.challenges.migrations"),
+    "crowdsource": (["crowdsource.models"], "crowdsource.migrations"),
 }
 
 

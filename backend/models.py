@@ -117,3 +117,23 @@ class JobRun(Model):
     class Meta:
         table = "core_job_run"
         unique_together = (("name", "scheduled_for"),)
+
+
+class Notification(Model):
+    """A message for one user, listed in the app (delivery channels come later)."""
+
+    id = fields.BigIntField(primary_key=True)
+    public_id = fields.CharField(max_length=32, unique=True, default=new_public_id)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "core.User", related_name="notifications", on_delete=fields.CASCADE
+    )
+    kind = fields.CharField(max_length=40)
+    title = fields.CharField(max_length=100)
+    body = fields.TextField(default="")
+    link = fields.CharField(max_length=200, default="")
+    dedupe_key = fields.CharField(max_length=120, unique=True)
+    created_at = fields.DatetimeField(db_index=True)
+    read_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "core_notification"

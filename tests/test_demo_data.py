@@ -10,7 +10,7 @@ from crowdsource.challenges.models import Vendor, VendorStatus
 from fixtures.demo import DEMO_ACCOUNTS, load_demo
 
 
-async def test_demo_accounts_sign_in_and_load_twice(client, settings):
+async def test_demo_data_loads_twice_and_its_accounts_work(client, settings):
     await load_demo(settings)
     await load_demo(settings)
     for username, password, role, _name, _street in DEMO_ACCOUNTS:
@@ -19,7 +19,7 @@ async def test_demo_accounts_sign_in_and_load_twice(client, settings):
         )
         assert response.status_code == 200, username
         assert response.json()["user"]["role"] == role.value
-    vendor = await Vendor.get()
+    vendor = await Vendor.get(members__user__username="vendor")
     assert vendor.status == VendorStatus.VERIFIED
     login = await client.post(
         "/api/v1/auth/login", json={"username": "vendor", "password": "demo-vendor-2026"}
@@ -27,6 +27,16 @@ async def test_demo_accounts_sign_in_and_load_twice(client, settings):
     headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
     mine = await client.get("/api/v1/me/vendor", headers=headers)
     assert mine.json()["id"] == vendor.public_id
+    # The crowdsourcing demo: a curated campaign with published challenges and an award.
+    campaigns = (await client.get("/api/v1/campaigns")).json()["items"]
+    assert len(campaigns) == 2
+    challenges = (await client.get("/api/v1/challenges?limit=100")).json()["items"]
+    assert len(challenges) >= 5
+    results = [
+        (await client.get(f"/api/v1/challenges/{c['id']}/results")).json() for c in challenges
+    ]
+    assert sum(len(r["awarded"]) for r in results) == 1
+    assert sum(r["proposals_received"] for r in results) >= 6
 
 
 async def test_demo_data_is_refused_in_production(app, settings):

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+import asyncio
+
+from sanic import Blueprint, HTTPResponse, Request
+from sanic.response import html, raw
 
 from backend.access import Call, endpoint
 from backend.errors import Forbidden, NotFound
 from backend.models import Role
-from crowdsource.challenges import service
-from crowdsource.challenges.models import VendorStatus
+from crowdsource.challenges import booklet, curation, proposals, service
+from crowdsource.challenges.models import ProposalStatus, VendorStatus
 from crowdsource.challenges.schemas import (
+    ChallengeIn,
+    ChallengeListQuery,
+    ChallengeOut,
+    ChallengePage,
+    ChallengePatch,
+    ConflictIn,
+    Decision,
+    DeclineIn,
+    JudgeIn,
+    JudgeList,
     MemberOut,
+    ProposalIn,
+    ProposalList,
+    ProposalOut,
+    ResultsOut,
+    ReviewNote,
+    ScoreBoard,
+    ScoreIn,
+    ShortlistIn,
+    ShortlistOut,
     VendorDecision,
     VendorListQuery,
     VendorMemberCreate,
@@ -18,6 +40,7 @@ from crowdsource.challenges.schemas import (
     VendorPage,
     VendorRegistration,
     VendorSuspension,
+    VersionList,
 )
 
 bp = Blueprint("vendors", url_prefix="/api/v1")
@@ -130,4 +153,395 @@ async def add_member(request: Request, call: Call, vendor_id: str) -> MemberOut:
         username=user.username,
         display_name=user.display_name,
         is_owner=False,
+    )
+
+
+# --- challenges, proposals, judging ----------------------------------------------------------
+
+challenges_bp = Blueprint("challenges", url_prefix="/api/v1")
+CTAG = "challenges"
+PTAG = "proposals"
+CURATORS = (Role.CURATOR, Role.BUREAU_ADMIN)
+READERS = (Role.VENDOR, Role.CURATOR, Role.JUDGE)
+
+
+@challenges_bp.get("/campaigns/<campaign_id:str>/shortlist")
+@endpoint(summary="候选痛难点清单", tag=CTAG, roles=CURATORS, response=ShortlistOut, errors=(404,))
+async def get_shortlist(request: Request, call: Call, campaign_id: str) -> ShortlistOut:
+    return await curation.shortlist(campaign_id=campaign_id)
+
+
+@challenges_bp.post("/campaigns/<campaign_id:str>/shortlist")
+@endpoint(
+    summary="加入候选清单", tag=CTAG, roles=CURATORS, body=ShortlistIn, status=204, errors=(404,)
+)
+async def add_shortlist(request: Request, call: Call, campaign_id: str) -> None:
+    await curation.add_to_shortlist(
+        ctx=call.ctx,
+        actor=call.user,
+        campaign_id=campaign_id,
+        pain_point_id=call.body.pain_point_id,
+        note=call.body.note,
+    )
+
+
+@challenges_bp.delete("/campaigns/<campaign_id:str>/shortlist/<pain_point_id:str>")
+@endpoint(summary="移出候选清单", tag=CTAG, roles=CURATORS, status=204, errors=(404,))
+async def remove_shortlist(
+    request: Request, call: Call, campaign_id: str, pain_point_id: str
+) -> None:
+    await curation.remove_from_shortlist(
+        ctx=call.ctx, actor=call.user, campaign_id=campaign_id, pain_point_id=pain_point_id
+    )
+
+
+@challenges_bp.post("/campaigns/<campaign_id:str>/challenges")
+@endpoint(
+    summary="撰写挑战（草稿）",
+    tag=CTAG,
+    roles=CURATORS,
+    body=ChallengeIn,
+    response=ChallengeOut,
+    status=201,
+    errors=(404,),
+)
+async def create_challenge(request: Request, call: Call, campaign_id: str) -> ChallengeOut:
+    challenge = await curation.create_challenge(
+        ctx=call.ctx, actor=call.user, campaign_id=campaign_id, data=call.body
+    )
+    challenge = await curation.get_challenge(challenge.public_id, viewer=call.user)
+    return await curation.challenge_out(challenge, now=call.clock.now())
+
+
+@challenges_bp.get("/challenges")
+@endpoint(
+    summary="已发布的挑战", tag=CTAG, public=True, query=ChallengeListQuery, response=ChallengePage
+)
+async def list_challenges(request: Request, call: Call) -> ChallengePage:
+    return await curation.list_challenges(ctx=call.ctx, viewer=call.principal, query=call.query)
+
+
+@challenges_bp.get("/challenges/<challenge_id:str>")
+@endpoint(summary="挑战详情", tag=CTAG, public=True, response=ChallengeOut, errors=(404,))
+async def get_challenge(request: Request, call: Call, challenge_id: str) -> ChallengeOut:
+    challenge = await curation.get_challenge(challenge_id, viewer=call.principal)
+    return await curation.challenge_out(challenge, now=call.clock.now())
+
+
+@challenges_bp.patch("/challenges/<challenge_id:str>")
+@endpoint(
+    summary="修改未发布的挑战",
+    tag=CTAG,
+    roles=CURATORS,
+    body=ChallengePatch,
+    response=ChallengeOut,
+    errors=(404, 409),
+)
+async def patch_challenge(request: Request, call: Call, challenge_id: str) -> ChallengeOut:
+    challenge = await curation.update_challenge(
+        ctx=call.ctx, actor=call.user, public_id=challenge_id, data=call.body
+    )
+    return await curation.challenge_out(challenge, now=call.clock.now())
+
+
+@challenges_bp.post("/challenges/<challenge_id:str>/submit-for-review")
+@endpoint(
+    summary="提交审核（草稿 → 审核中）",
+    tag=CTAG,
+    roles=CURATORS,
+    response=ChallengeOut,
+    errors=(404, 409),
+)
+async def review(request: Request, call: Call, challenge_id: str) -> ChallengeOut:
+    challenge = await curation.submit_for_review(
+        ctx=call.ctx, actor=call.user, public_id=challenge_id
+    )
+    return await curation.challenge_out(challenge, now=call.clock.now())
+
+
+@challenges_bp.post("/challenges/<challenge_id:str>/return")
+@endpoint(
+    summary="退回修改（审核中 → 草稿）",
+    tag=CTAG,
+    roles=(Role.BUREAU_ADMIN,),
+    body=ReviewNote,
+    response=ChallengeOut,
+    errors=(404, 409),
+)
+async def return_challenge(request: Request, call: Call, challenge_id: str) -> ChallengeOut:
+    challenge = await curation.return_to_draft(
+        ctx=call.ctx, actor=call.user, public_id=challenge_id, note=call.body.note
+    )
+    return await curation.challenge_out(challenge, now=call.clock.now())
+
+
+@challenges_bp.post("/challenges/<challenge_id:str>/publish")
+@endpoint(
+    summary="发布挑战（数据资源局）",
+    tag=CTAG,
+    roles=(Role.BUREAU_ADMIN,),
+    response=ChallengeOut,
+    errors=(404, 409),
+)
+async def publish(request: Request, call: Call, challenge_id: str) -> ChallengeOut:
+    challenge = await curation.publish(ctx=call.ctx, actor=call.user, public_id=challenge_id)
+    return await curation.challenge_out(challenge, now=call.clock.now())
+
+
+@challenges_bp.get("/challenges/<challenge_id:str>/results")
+@endpoint(summary="挑战评审结果（公开）", tag=CTAG, public=True, response=ResultsOut, errors=(404,))
+async def results(request: Request, call: Call, challenge_id: str) -> ResultsOut:
+    challenge = await curation.get_challenge(challenge_id, viewer=None)
+    awarded, received = await proposals.awarded(challenge=challenge)
+    out = await curation.challenge_out(challenge, now=call.clock.now())
+    return ResultsOut(challenge=out, awarded=awarded, proposals_received=received)
+
+
+@challenges_bp.post("/pain-points/<pain_point_id:str>/follow")
+@endpoint(
+    summary="关注痛难点（挑战发布、获奖时通知）",
+    tag=CTAG,
+    signed_in=True,
+    status=204,
+    errors=(404,),
+)
+async def follow(request: Request, call: Call, pain_point_id: str) -> None:
+    await curation.follow(ctx=call.ctx, actor=call.user, pain_point_id=pain_point_id, on=True)
+
+
+@challenges_bp.delete("/pain-points/<pain_point_id:str>/follow")
+@endpoint(summary="取消关注", tag=CTAG, signed_in=True, status=204, errors=(404,))
+async def unfollow(request: Request, call: Call, pain_point_id: str) -> None:
+    await curation.follow(ctx=call.ctx, actor=call.user, pain_point_id=pain_point_id, on=False)
+
+
+@challenges_bp.post("/challenges/<challenge_id:str>/proposals")
+@endpoint(
+    summary="提交方案（企业）",
+    tag=PTAG,
+    roles=(Role.VENDOR,),
+    body=ProposalIn,
+    response=ProposalOut,
+    status=201,
+    errors=(404, 409, 422),
+)
+async def create_proposal(request: Request, call: Call, challenge_id: str) -> ProposalOut:
+    proposal = await proposals.create_proposal(
+        ctx=call.ctx, actor=call.user, challenge_id=challenge_id, data=call.body
+    )
+    return proposals.proposal_out(proposal)
+
+
+@challenges_bp.get("/challenges/<challenge_id:str>/proposals")
+@endpoint(
+    summary="挑战的方案（按权限可见）",
+    tag=PTAG,
+    roles=READERS,
+    response=ProposalList,
+    errors=(404,),
+)
+async def challenge_proposals(request: Request, call: Call, challenge_id: str) -> ProposalList:
+    rows = await proposals.list_for_challenge(actor=call.user, challenge_id=challenge_id)
+    return ProposalList(items=[proposals.proposal_out(p) for p in rows])
+
+
+@challenges_bp.get("/me/proposals")
+@endpoint(summary="本企业的方案", tag=PTAG, roles=(Role.VENDOR,), response=ProposalList)
+async def my_proposals(request: Request, call: Call) -> ProposalList:
+    return ProposalList(
+        items=[proposals.proposal_out(p) for p in await proposals.mine(actor=call.user)]
+    )
+
+
+@challenges_bp.get("/proposals/<proposal_id:str>")
+@endpoint(summary="方案详情（保密）", tag=PTAG, signed_in=True, response=ProposalOut, errors=(404,))
+async def get_proposal(request: Request, call: Call, proposal_id: str) -> ProposalOut:
+    return proposals.proposal_out(await proposals.get_readable(proposal_id, call.user))
+
+
+@challenges_bp.put("/proposals/<proposal_id:str>")
+@endpoint(
+    summary="修改方案（截止前；已提交的方案修改即提交新版本）",
+    tag=PTAG,
+    roles=(Role.VENDOR,),
+    body=ProposalIn,
+    response=ProposalOut,
+    errors=(404, 409),
+)
+async def put_proposal(request: Request, call: Call, proposal_id: str) -> ProposalOut:
+    proposal = await proposals.update_proposal(
+        ctx=call.ctx, actor=call.user, public_id=proposal_id, data=call.body
+    )
+    return proposals.proposal_out(proposal)
+
+
+@challenges_bp.post("/proposals/<proposal_id:str>/submit")
+@endpoint(
+    summary="提交方案", tag=PTAG, roles=(Role.VENDOR,), response=ProposalOut, errors=(404, 409)
+)
+async def submit_proposal(request: Request, call: Call, proposal_id: str) -> ProposalOut:
+    proposal = await proposals.submit_proposal(ctx=call.ctx, actor=call.user, public_id=proposal_id)
+    return proposals.proposal_out(proposal)
+
+
+@challenges_bp.post("/proposals/<proposal_id:str>/withdraw")
+@endpoint(
+    summary="撤回方案", tag=PTAG, roles=(Role.VENDOR,), response=ProposalOut, errors=(404, 409)
+)
+async def withdraw_proposal(request: Request, call: Call, proposal_id: str) -> ProposalOut:
+    proposal = await proposals.withdraw_proposal(
+        ctx=call.ctx, actor=call.user, public_id=proposal_id
+    )
+    return proposals.proposal_out(proposal)
+
+
+@challenges_bp.get("/proposals/<proposal_id:str>/versions")
+@endpoint(
+    summary="方案的历次提交版本", tag=PTAG, signed_in=True, response=VersionList, errors=(404,)
+)
+async def proposal_versions(request: Request, call: Call, proposal_id: str) -> VersionList:
+    return VersionList(items=await proposals.versions(actor=call.user, public_id=proposal_id))
+
+
+@challenges_bp.get("/challenges/<challenge_id:str>/judges")
+@endpoint(summary="评委名单", tag=PTAG, roles=CURATORS, response=JudgeList, errors=(404,))
+async def list_judges(request: Request, call: Call, challenge_id: str) -> JudgeList:
+    return await proposals.judges(challenge_id=challenge_id, actor=call.user)
+
+
+@challenges_bp.post("/challenges/<challenge_id:str>/judges")
+@endpoint(
+    summary="指派评委", tag=PTAG, roles=(Role.CURATOR,), body=JudgeIn, status=204, errors=(404,)
+)
+async def assign_judge(request: Request, call: Call, challenge_id: str) -> None:
+    await proposals.assign_judge(
+        ctx=call.ctx, actor=call.user, challenge_id=challenge_id, user_id=call.body.user_id
+    )
+
+
+@challenges_bp.post("/challenges/<challenge_id:str>/conflicts")
+@endpoint(
+    summary="评委申报利益冲突（回避该企业）",
+    tag=PTAG,
+    roles=(Role.JUDGE,),
+    body=ConflictIn,
+    status=204,
+    errors=(404,),
+)
+async def declare_conflict(request: Request, call: Call, challenge_id: str) -> None:
+    await proposals.declare_conflict(
+        ctx=call.ctx,
+        actor=call.user,
+        challenge_id=challenge_id,
+        vendor_id=call.body.vendor_id,
+        reason=call.body.reason,
+    )
+
+
+@challenges_bp.put("/proposals/<proposal_id:str>/score")
+@endpoint(
+    summary="评委按细则评分",
+    tag=PTAG,
+    roles=(Role.JUDGE,),
+    body=ScoreIn,
+    status=204,
+    errors=(404, 409),
+)
+async def score(request: Request, call: Call, proposal_id: str) -> None:
+    await proposals.score(ctx=call.ctx, actor=call.user, public_id=proposal_id, data=call.body)
+
+
+@challenges_bp.get("/proposals/<proposal_id:str>/scores")
+@endpoint(
+    summary="方案评分（评委须先提交自己的评分）",
+    tag=PTAG,
+    roles=(Role.JUDGE, Role.CURATOR),
+    response=ScoreBoard,
+    errors=(404,),
+)
+async def scores(request: Request, call: Call, proposal_id: str) -> ScoreBoard:
+    return await proposals.scoreboard(actor=call.user, public_id=proposal_id)
+
+
+@challenges_bp.post("/proposals/<proposal_id:str>/shortlist")
+@endpoint(
+    summary="方案入围",
+    tag=PTAG,
+    roles=(Role.CURATOR,),
+    body=Decision,
+    response=ProposalOut,
+    errors=(404, 409),
+)
+async def shortlist_proposal(request: Request, call: Call, proposal_id: str) -> ProposalOut:
+    proposal = await proposals.decide(
+        ctx=call.ctx,
+        actor=call.user,
+        public_id=proposal_id,
+        outcome=ProposalStatus.SHORTLISTED,
+        feedback=call.body.feedback,
+    )
+    return proposals.proposal_out(proposal)
+
+
+@challenges_bp.post("/proposals/<proposal_id:str>/award")
+@endpoint(
+    summary="评为优秀解决方案",
+    tag=PTAG,
+    roles=(Role.CURATOR,),
+    body=Decision,
+    response=ProposalOut,
+    errors=(404, 409),
+)
+async def award(request: Request, call: Call, proposal_id: str) -> ProposalOut:
+    proposal = await proposals.decide(
+        ctx=call.ctx,
+        actor=call.user,
+        public_id=proposal_id,
+        outcome=ProposalStatus.AWARDED,
+        feedback=call.body.feedback,
+    )
+    return proposals.proposal_out(proposal)
+
+
+@challenges_bp.post("/proposals/<proposal_id:str>/decline")
+@endpoint(
+    summary="不予通过（附反馈）",
+    tag=PTAG,
+    roles=(Role.CURATOR,),
+    body=DeclineIn,
+    response=ProposalOut,
+    errors=(404, 409),
+)
+async def decline(request: Request, call: Call, proposal_id: str) -> ProposalOut:
+    proposal = await proposals.decide(
+        ctx=call.ctx,
+        actor=call.user,
+        public_id=proposal_id,
+        outcome=ProposalStatus.DECLINED,
+        feedback=call.body.feedback,
+    )
+    return proposals.proposal_out(proposal)
+
+
+async def _booklet(call: Call, campaign_id: str) -> booklet.Booklet:
+    campaign = await curation.get_campaign(campaign_id)
+    page = await curation.published_for_booklet(campaign=campaign, now=call.clock.now())
+    return booklet.build(campaign, page, booklet.local_stamp(call.clock.now()))
+
+
+@challenges_bp.get("/campaigns/<campaign_id:str>/booklet")
+@endpoint(summary="挑战手册（HTML，可打印）", tag=CTAG, public=True, errors=(404,))
+async def booklet_html(request: Request, call: Call, campaign_id: str) -> HTTPResponse:
+    return html(booklet.render_html(await _booklet(call, campaign_id)))
+
+
+@challenges_bp.get("/campaigns/<campaign_id:str>/booklet.pdf")
+@endpoint(summary="挑战手册（PDF）", tag=CTAG, public=True, errors=(404,))
+async def booklet_pdf(request: Request, call: Call, campaign_id: str) -> HTTPResponse:
+    data = await _booklet(call, campaign_id)
+    pdf = await asyncio.to_thread(booklet.render_pdf, data)
+    return raw(
+        pdf,
+        content_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="booklet-{campaign_id}.pdf"'},
     )

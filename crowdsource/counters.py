@@ -1,0 +1,144 @@
+"""Live vote counters and the ranking in the key-value store, rebuilt from the database.
+
+The database stores every vote (``crowdsource_vote``) and is the truth. Per campaign the KV holds
+four sorted sets, member = pain point public id, score = votes:
+
+* ``cs:<campaign>:votes`` — all votes (the ranking),
+* ``cs:<campaign>:votes:<audience>`` — votes per audience (resident, enterprise, department),
+
+and a marker ``cs:<campaign>:built`` saying the sets were rebuilt from the database since the
+store was last emptied. A vote or withdrawal first makes sure the marker exists (rebuilding under
+a lock if not), then commits in the database, then adds ±1 to the sets. When the store is
+unreachable the vote still stands. :func:`rebuild` (the reconciliation job, and the first use
+after the store was emptied) writes the exact database counts back. A rebuild that races live
+votes can be off by the votes committed during it. The next reconciliation repairs that, so the
+counts equal the database's once reconciliation has run in a quiet moment.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+from tortoise.functions import Count
+
+from backend.access import AppContext
+from backend.kv import LockNotAcquired
+from crowdsource.models import Audience, Campaign, PainPoint, Vote
+
+log = logging.getLogger("smartcircle.crowdsource")
+AUDIENCES = tuple(Audience)
+KV_ERRORS = (RedisError, OSError, ConnectionError, LockNotAcquired)
+Counts = dict[str, dict[str, int]]  # pain point public id -> {"total"|audience: votes}
+
+
+def total_key(campaign: Campaign) -> str:
+    return f"cs:{campaign.public_id}:votes"
+
+
+def audience_key(campaign: Campaign, audience: Audience | str) -> str:
+    return f"cs:{campaign.public_id}:votes:{audience}"
+
+
+def built_key(campaign: Campaign) -> str:
+    return f"cs:{campaign.public_id}:built"
+
+
+async def database_counts(*, campaign: Campaign) -> Counts:
+    """Votes per pain point and audience, counted in the database."""
+    rows = (
+        await Vote.filter(campaign_id=campaign.id)
+        .annotate(n=Count("id"))
+        .group_by("pain_point_id", "audience")
+        .values("pain_point_id", "audience", "n")
+    )
+    ids = dict(
+        await PainPoint.filter(campaign_id=campaign.id).values_list("id", "public_id")  # type: ignore[arg-type]
+    )
+    counts: Counts = {}
+    for row in rows:
+        entry = counts.setdefault(str(ids[row["pain_point_id"]]), _empty())
+        entry[str(row["audience"])] += int(row["n"])
+        entry["total"] += int(row["n"])
+    return counts
+
+
+def _empty() -> dict[str, int]:
+    return {"total": 0, **{a.value: 0 for a in AUDIENCES}}
+
+
+async def rebuild(*, ctx: AppContext, campaign: Campaign) -> int:
+    """Write the database's counts into the KV sets; the number of members corrected."""
+    counts = await database_counts(campaign=campaign)
+    kv = ctx.kv
+    corrected = 0
+    keys = {"total": total_key(campaign)} | {a.value: audience_key(campaign, a) for a in AUDIENCES}
+    for part, key in keys.items():
+        wanted = {pid: float(c[part]) for pid, c in counts.items() if c[part]}
+        current = dict(await kv.ztop(key, 0, -1))
+        stale = [m for m in current if m not in wanted]
+        if stale:
+            await kv.zrem(key, *stale)
+        wrong = {m: s for m, s in wanted.items() if current.get(m) != s}
+        if wrong:
+            await kv.zadd(key, wrong)
+        corrected += len(stale) + len(wrong)
+    await kv.set(built_key(campaign), "1")
+    return corrected
+
+
+async def ensure_built(*, ctx: AppContext, campaign: Campaign) -> None:
+    """Rebuild the campaign's sets from the database if the store lost them."""
+    kv = ctx.kv
+    if await kv.exists(built_key(campaign)):
+        return
+    async with kv.hold(f"cs:{campaign.public_id}:rebuild", ttl=60, wait=15):
+        if not await kv.exists(built_key(campaign)):
+            fixed = await rebuild(ctx=ctx, campaign=campaign)
+            log.info(
+                "vote counters rebuilt", extra={"campaign": campaign.public_id, "fixed": fixed}
+            )
+
+
+async def bump(
+    *, ctx: AppContext, campaign: Campaign, pain_point: str, audience: Audience, amount: int
+) -> None:
+    """Add ``amount`` votes to a pain point's live counters."""
+    await ctx.kv.zincrby(total_key(campaign), pain_point, amount)
+    await ctx.kv.zincrby(audience_key(campaign, audience), pain_point, amount)
+
+
+async def read_all(*, ctx: AppContext, campaign: Campaign) -> Counts:
+    """Live counts of every pain point of the campaign that has votes."""
+    counts: Counts = {}
+    for pid, score in await ctx.kv.ztop(total_key(campaign), 0, -1):
+        counts.setdefault(pid, _empty())["total"] = int(score)
+    for audience in AUDIENCES:
+        for pid, score in await ctx.kv.ztop(audience_key(campaign, audience), 0, -1):
+            counts.setdefault(pid, _empty())[audience.value] = int(score)
+    return counts
+
+
+async def read_one(*, ctx: AppContext, campaign: Campaign, pain_point: str) -> dict[str, int]:
+    """Live counts of one pain point."""
+    entry = _empty()
+    entry["total"] = int(await ctx.kv.zscore(total_key(campaign), pain_point) or 0)
+    for audience in AUDIENCES:
+        score = await ctx.kv.zscore(audience_key(campaign, audience), pain_point)
+        entry[audience.value] = int(score or 0)
+    return entry
+
+
+async def database_one(*, pain_point_pk: int) -> dict[str, int]:
+    """Counts of one pain point from the database (when the store is unreachable)."""
+    entry = _empty()
+    rows = (
+        await Vote.filter(pain_point_id=pain_point_pk)
+        .annotate(n=Count("id"))
+        .group_by("audience")
+        .values("audience", "n")
+    )
+    for row in rows:
+        entry[str(row["audience"])] += int(row["n"])
+        entry["total"] += int(row["n"])
+    return entry

@@ -1,0 +1,191 @@
+"""Pain-point campaigns: campaigns, pain points, votes, reports and per-person tallies.
+
+Model docstrings become SQL comments: keep them free of semicolons. Each model names its app
+label in ``Meta.app``, so other modules that import these models never claim them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from backend.models import User, new_public_id
+
+
+class Audience(StrEnum):
+    RESIDENT = "resident"
+    ENTERPRISE = "enterprise"
+    DEPARTMENT = "department"
+
+
+class Phase(StrEnum):
+    DRAFT = "draft"
+    COLLECTING = "collecting"
+    VOTING = "voting"
+    CURATING = "curating"
+    CLOSED = "closed"
+
+
+class Status(StrEnum):
+    SUBMITTED = "submitted"
+    VALID = "valid"
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+
+
+class Campaign(Model):
+    """A pain-point campaign (征集活动) with its scheduled phases and per-campaign rules."""
+
+    id = fields.IntField(primary_key=True)
+    public_id = fields.CharField(max_length=32, unique=True, default=new_public_id)
+    title = fields.CharField(max_length=100)
+    description = fields.TextField(default="")
+    categories: fields.Field[list] = fields.JSONField(default=list)
+    audiences: fields.Field[list] = fields.JSONField(default=list)
+    collecting_starts_at = fields.DatetimeField()
+    collecting_ends_at = fields.DatetimeField()
+    voting_starts_at = fields.DatetimeField()
+    voting_ends_at = fields.DatetimeField()
+    closes_at = fields.DatetimeField()
+    # The phases last recorded by a transition ("collecting+voting"), and the main one.
+    phase_state = fields.CharField(max_length=64, default=Phase.DRAFT.value)
+    phase = fields.CharEnumField(Phase, max_length=16, default=Phase.DRAFT)
+    phase_changed_at = fields.DatetimeField(null=True)
+    submission_cap = fields.IntField(default=5)
+    report_threshold = fields.IntField(default=5)
+    vote_budget = fields.IntField(null=True)
+    votes_per_minute_person = fields.IntField(default=30)
+    votes_per_minute_ip = fields.IntField(default=600)
+    created_by = fields.CharField(max_length=32, default="")
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        app = "crowdsource"
+        table = "crowdsource_campaign"
+
+
+class PainPoint(Model):
+    """A submitted city pain point (痛难点) and its moderation state."""
+
+    id = fields.IntField(primary_key=True)
+    public_id = fields.CharField(max_length=32, unique=True, default=new_public_id)
+    campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
+        "crowdsource.Campaign", related_name="pain_points", on_delete=fields.CASCADE
+    )
+    author: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "core.User", related_name="pain_points", on_delete=fields.CASCADE
+    )
+    audience = fields.CharEnumField(Audience, max_length=16)
+    company_name = fields.CharField(max_length=100, null=True)
+    department_name = fields.CharField(max_length=100, null=True)
+    title = fields.CharField(max_length=60)
+    description = fields.TextField()
+    category = fields.CharField(max_length=32)
+    lat = fields.FloatField(null=True)
+    lng = fields.FloatField(null=True)
+    district = fields.CharField(max_length=32, null=True)
+    photo_urls: fields.Field[list] = fields.JSONField(default=list)
+    status = fields.CharEnumField(Status, max_length=16, default=Status.SUBMITTED)
+    hidden = fields.BooleanField(default=False)
+    report_count = fields.IntField(default=0)
+    moderation_reason = fields.TextField(default="")
+    duplicate_of: fields.ForeignKeyNullableRelation[PainPoint] = fields.ForeignKeyField(
+        "crowdsource.PainPoint", related_name="duplicates", null=True, on_delete=fields.SET_NULL
+    )
+    moderated_by = fields.CharField(max_length=32, null=True)
+    moderated_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        app = "crowdsource"
+        table = "crowdsource_pain_point"
+        indexes = (("campaign_id", "created_at"),)
+
+
+class Vote(Model):
+    """The vote of one person for one pain point. The unique pair is the one-vote rule."""
+
+    id = fields.BigIntField(primary_key=True)
+    pain_point: fields.ForeignKeyRelation[PainPoint] = fields.ForeignKeyField(
+        "crowdsource.PainPoint", related_name="votes", on_delete=fields.CASCADE
+    )
+    campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
+        "crowdsource.Campaign", related_name="votes", on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "core.User", related_name="votes", on_delete=fields.CASCADE
+    )
+    audience = fields.CharEnumField(Audience, max_length=16)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        app = "crowdsource"
+        table = "crowdsource_vote"
+        unique_together = (("pain_point", "user"),)
+        indexes = (("campaign_id", "user_id"),)
+
+
+class Participant(Model):
+    """What one person has used of a campaign: submissions and votes (caps and budgets)."""
+
+    id = fields.IntField(primary_key=True)
+    campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
+        "crowdsource.Campaign", related_name="participants", on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "core.User", related_name="campaign_participations", on_delete=fields.CASCADE
+    )
+    submissions = fields.IntField(default=0)
+    votes = fields.IntField(default=0)
+
+    class Meta:
+        app = "crowdsource"
+        table = "crowdsource_participant"
+        unique_together = (("campaign", "user"),)
+
+
+class Report(Model):
+    """A report that a pain point is inappropriate, one per person and item."""
+
+    id = fields.IntField(primary_key=True)
+    pain_point: fields.ForeignKeyRelation[PainPoint] = fields.ForeignKeyField(
+        "crowdsource.PainPoint", related_name="reports", on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "core.User", related_name="reports", on_delete=fields.CASCADE
+    )
+    reason = fields.CharField(max_length=200, default="")
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        app = "crowdsource"
+        table = "crowdsource_report"
+        unique_together = (("pain_point", "user"),)
+
+
+class Merge(Model):
+    """A duplicate pain point (source) merged into another (target), with its vote tally."""
+
+    id = fields.IntField(primary_key=True)
+    campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
+        "crowdsource.Campaign", related_name="merges", on_delete=fields.CASCADE
+    )
+    target: fields.ForeignKeyRelation[PainPoint] = fields.ForeignKeyField(
+        "crowdsource.PainPoint", related_name="merges_in", on_delete=fields.CASCADE
+    )
+    source: fields.OneToOneRelation[PainPoint] = fields.OneToOneField(
+        "crowdsource.PainPoint", related_name="merged_into", on_delete=fields.CASCADE
+    )
+    votes_moved = fields.IntField(default=0)
+    votes_deduplicated = fields.IntField(default=0)
+    reason = fields.TextField(default="")
+    merged_by = fields.CharField(max_length=32)
+    merged_at = fields.DatetimeField()
+
+    class Meta:
+        app = "crowdsource"
+        table = "crowdsource_merge"

@@ -1,0 +1,25 @@
+"""Scheduled work of pain-point campaigns: phase transitions and counter reconciliation."""
+
+from __future__ import annotations
+
+from backend.access import AppContext
+from backend.scheduler import Jobs
+from crowdsource import service
+
+PHASES_EVERY = 30
+RECONCILE_EVERY = 300
+
+
+async def advance_phases(ctx: AppContext) -> None:
+    """Record due phase transitions (idempotent, each audited once)."""
+    await service.advance_phases(ctx=ctx)
+
+
+async def reconcile_counters(ctx: AppContext) -> None:
+    """Rewrite the live vote counters and rankings from the votes in the database."""
+    await service.reconcile_counters(ctx=ctx)
+
+
+def register(jobs: Jobs) -> None:
+    jobs.every("crowdsource.phases", PHASES_EVERY, advance_phases)
+    jobs.every("crowdsource.reconcile", RECONCILE_EVERY, reconcile_counters)

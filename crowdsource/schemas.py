@@ -1,0 +1,311 @@
+"""Request and response types of pain-point campaigns."""
+
+from __future__ import annotations
+
+from datetime import date as calendar_date
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+from backend.geo import CoordSystem
+from crowdsource.models import Audience, Phase, Status
+
+CATEGORY_CODE = r"^[a-z][a-z0-9_]{1,31}$"
+# Categories a campaign gets when it names none (the seed campaign's questionnaire themes).
+DEFAULT_CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("transport", "交通出行"),
+    ("parking", "停车"),
+    ("public_toilet", "公厕"),
+    ("education", "教育"),
+    ("medical", "医疗"),
+    ("elderly_care", "养老"),
+    ("government_services", "政务服务"),
+    ("environment", "环境卫生"),
+    ("community", "社区服务"),
+    ("other", "其他"),
+)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CategoryIn(_In):
+    code: str = Field(pattern=CATEGORY_CODE, description="英文代码，如 parking")
+    label: str = Field(min_length=1, max_length=20, description="中文名称，如 停车")
+
+
+class Category(BaseModel):
+    code: str
+    label: str
+
+
+def _unique_codes(value: list[CategoryIn] | None) -> list[CategoryIn] | None:
+    if value is not None:
+        codes = [c.code for c in value]
+        if len(set(codes)) != len(codes):
+            raise ValueError("分类代码不能重复")
+    return value
+
+
+def _unique_audiences(value: list[Audience] | None) -> list[Audience] | None:
+    if value is not None and len(set(value)) != len(value):
+        raise ValueError("面向群体不能重复")
+    return value
+
+
+class CampaignCreate(_In):
+    title: str = Field(min_length=2, max_length=100)
+    description: str = Field(default="", max_length=5000)
+    categories: list[CategoryIn] | None = Field(
+        default=None, min_length=1, max_length=50, description="省略时使用默认分类"
+    )
+    audiences: list[Audience] = Field(
+        default_factory=lambda: list(Audience), min_length=1, max_length=3
+    )
+    collecting_starts_at: AwareDatetime
+    collecting_ends_at: AwareDatetime
+    voting_starts_at: AwareDatetime = Field(description="可早于征集结束（征集与投票并行）")
+    voting_ends_at: AwareDatetime
+    closes_at: AwareDatetime = Field(description="遴选（curating）结束、活动关闭的时间")
+    submission_cap: int = Field(default=5, ge=1, le=100, description="每人每个活动最多提交条数")
+    report_threshold: int = Field(default=5, ge=1, le=1000, description="被举报多少次后隐藏待审")
+    vote_budget: int | None = Field(default=None, ge=1, le=10000, description="每人票数上限")
+    votes_per_minute_person: int = Field(default=30, ge=1, le=100000)
+    votes_per_minute_ip: int = Field(default=600, ge=1, le=1000000)
+
+    _codes = field_validator("categories")(_unique_codes)
+    _audiences = field_validator("audiences")(_unique_audiences)
+
+
+class CampaignUpdate(_In):
+    title: str | None = Field(default=None, min_length=2, max_length=100)
+    description: str | None = Field(default=None, max_length=5000)
+    categories: list[CategoryIn] | None = Field(default=None, min_length=1, max_length=50)
+    audiences: list[Audience] | None = Field(default=None, min_length=1, max_length=3)
+    collecting_starts_at: AwareDatetime | None = None
+    collecting_ends_at: AwareDatetime | None = None
+    voting_starts_at: AwareDatetime | None = None
+    voting_ends_at: AwareDatetime | None = None
+    closes_at: AwareDatetime | None = None
+    submission_cap: int | None = Field(default=None, ge=1, le=100)
+    report_threshold: int | None = Field(default=None, ge=1, le=1000)
+    vote_budget: int | None = Field(default=None, ge=1, le=10000, description="null 表示不限")
+    votes_per_minute_person: int | None = Field(default=None, ge=1, le=100000)
+    votes_per_minute_ip: int | None = Field(default=None, ge=1, le=1000000)
+
+    _codes = field_validator("categories")(_unique_codes)
+    _audiences = field_validator("audiences")(_unique_audiences)
+
+
+class CampaignOut(BaseModel):
+    id: str
+    title: str
+    description: str
+    categories: list[Category]
+    audiences: list[Audience]
+    phase: Phase
+    phases_open: list[Phase]
+    collecting_starts_at: datetime
+    collecting_ends_at: datetime
+    voting_starts_at: datetime
+    voting_ends_at: datetime
+    closes_at: datetime
+    submission_cap: int
+    report_threshold: int
+    vote_budget: int | None
+    votes_per_minute_person: int
+    votes_per_minute_ip: int
+    created_at: datetime
+
+
+class CampaignList(BaseModel):
+    items: list[CampaignOut]
+    next_cursor: str | None = None
+
+
+class CampaignListQuery(_In):
+    phase: Phase | None = Field(default=None, description="只列出当前处于该阶段的活动")
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=500)
+
+
+class LocationIn(_In):
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+    coord: CoordSystem = CoordSystem.WGS84
+
+
+class Location(BaseModel):
+    lat: float
+    lng: float
+
+
+def _https_only(urls: list[HttpUrl]) -> list[HttpUrl]:
+    for url in urls:
+        if url.scheme != "https":
+            raise ValueError("照片地址须使用 https")
+    return urls
+
+
+class PainPointCreate(_In):
+    title: str = Field(min_length=4, max_length=60)
+    description: str = Field(min_length=10, max_length=2000)
+    category: str = Field(pattern=CATEGORY_CODE)
+    location: LocationIn | None = None
+    district: str | None = Field(default=None, min_length=1, max_length=32)
+    photo_urls: list[HttpUrl] = Field(default_factory=list, max_length=9)
+    audience: Audience | None = Field(
+        default=None,
+        description="省略时按账号角色：居民 resident、企业 enterprise、工作人员 department",
+    )
+    company_name: str | None = Field(default=None, min_length=2, max_length=100)
+    department_name: str | None = Field(default=None, min_length=2, max_length=100)
+
+    _photos = field_validator("photo_urls")(_https_only)
+
+
+class PainPointUpdate(_In):
+    title: str | None = Field(default=None, min_length=4, max_length=60)
+    description: str | None = Field(default=None, min_length=10, max_length=2000)
+    category: str | None = Field(default=None, pattern=CATEGORY_CODE)
+    location: LocationIn | None = None
+    district: str | None = Field(default=None, min_length=1, max_length=32)
+    photo_urls: list[HttpUrl] | None = Field(default=None, max_length=9)
+
+    @field_validator("photo_urls")
+    @classmethod
+    def _photos(cls, value: list[HttpUrl] | None) -> list[HttpUrl] | None:
+        return None if value is None else _https_only(value)
+
+
+class VoteCounts(BaseModel):
+    resident: int = 0
+    enterprise: int = 0
+    department: int = 0
+
+
+class PainPointOut(BaseModel):
+    id: str
+    campaign_id: str
+    title: str
+    description: str
+    category: str
+    category_label: str
+    location: Location | None
+    district: str | None
+    photo_urls: list[str]
+    audience: Audience
+    company_name: str | None
+    department_name: str | None
+    status: Status
+    hidden: bool
+    moderation_reason: str | None
+    duplicate_of: str | None
+    merged_into: str | None = Field(default=None, description="本条已合并到的痛点")
+    merged: list[str] = Field(default_factory=list, description="已合并进本条的痛点")
+    votes: int
+    votes_by_audience: VoteCounts
+    created_at: datetime
+    updated_at: datetime
+
+
+class PainPointList(BaseModel):
+    items: list[PainPointOut]
+    next_cursor: str | None = None
+
+
+class PainPointListQuery(_In):
+    sort: Literal["votes", "new"] = "votes"
+    category: str | None = Field(default=None, pattern=CATEGORY_CODE)
+    coord: CoordSystem = CoordSystem.WGS84
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=500)
+
+
+class CoordQuery(_In):
+    coord: CoordSystem = CoordSystem.WGS84
+
+
+class SimilarQuery(_In):
+    text: str = Field(min_length=2, max_length=2000)
+    limit: int = Field(default=5, ge=1, le=20)
+
+
+class SimilarItem(BaseModel):
+    id: str
+    title: str
+    category: str
+    status: Status
+    score: float = Field(description="相似度 0–1")
+
+
+class SimilarList(BaseModel):
+    items: list[SimilarItem]
+    method: str = Field(description="所用的相似度方法，如 database-bigram-jaccard")
+
+
+class ModerationIn(_In):
+    decision: Literal["valid", "invalid", "duplicate"]
+    reason: str = Field(default="", max_length=500)
+    duplicate_of: str | None = Field(default=None, min_length=1, max_length=32)
+
+
+class MergeIn(_In):
+    source: str = Field(min_length=1, max_length=32, description="被合并（重复）的痛点 id")
+    reason: str = Field(default="", max_length=500)
+
+
+class ReportIn(_In):
+    reason: str = Field(default="", max_length=200)
+
+
+class ReportOut(BaseModel):
+    pain_point_id: str
+    hidden: bool
+
+
+class VoteOut(BaseModel):
+    pain_point_id: str
+    audience: Audience
+    votes: int
+    votes_by_audience: VoteCounts
+
+
+class StatusCounts(BaseModel):
+    submitted: int = 0
+    valid: int = 0
+    invalid: int = 0
+    duplicate: int = 0
+
+
+class CategoryStat(BaseModel):
+    category: str
+    label: str
+    pain_points: int
+    votes: int
+
+
+class DistrictStat(BaseModel):
+    district: str | None = Field(description="null：未填写区县")
+    pain_points: int
+    votes: int
+
+
+class DayStat(BaseModel):
+    date: calendar_date = Field(description="北京时间的日期")
+    pain_points: int = Field(description="当天提交的痛点（任何状态）")
+    votes: int = Field(description="当天投出且仍有效的票")
+
+
+class CampaignStatistics(BaseModel):
+    campaign_id: str
+    pain_points: StatusCounts
+    hidden: int
+    votes: int
+    voters: int
+    votes_by_audience: VoteCounts
+    by_category: list[CategoryStat] = Field(description="公开列出的痛点（待审核与有效，未隐藏）")
+    by_district: list[DistrictStat] = Field(description="同上")
+    by_day: list[DayStat]

@@ -1,0 +1,89 @@
+"""Similar pain points, suggested before someone submits a new one.
+
+One interface, :class:`SimilarityBackend`, so a backend can be swapped in per profile.
+
+* :class:`DatabaseSimilarity` (every profile today): loads the title and description of the
+  campaign's listed pain points (newest ``MAX_CANDIDATES``) and ranks them by the Jaccard index of
+  their character bigrams against the text. Character bigrams suit Chinese, which has no spaces
+  between words, and need no segmenter.
+* Still to come (a later slice): an Elasticsearch ``more_like_this`` backend for the services
+  profile, over a pain-point index fed by an outbox like the venues one. :func:`backend_for`
+  is the one place that picks the backend.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import Protocol
+
+from backend.access import AppContext
+from crowdsource.models import Campaign, PainPoint, Status
+
+MAX_CANDIDATES = 5000
+MIN_SCORE = 0.05
+LISTED = (Status.SUBMITTED, Status.VALID)
+
+
+@dataclass(frozen=True)
+class Match:
+    public_id: str
+    title: str
+    category: str
+    status: Status
+    score: float
+
+
+class SimilarityBackend(Protocol):
+    name: str
+
+    async def similar(self, *, campaign: Campaign, text: str, limit: int) -> list[Match]:
+        """The pain points of ``campaign`` most similar to ``text``, best first."""
+        ...
+
+
+def normalise(text: str) -> str:
+    """Lower-case NFKC letters and digits only (punctuation and spaces dropped)."""
+    folded = unicodedata.normalize("NFKC", text).lower()
+    return "".join(ch for ch in folded if ch.isalnum())
+
+
+def bigrams(text: str) -> set[str]:
+    """The character bigrams of the normalised text (a lone character counts as one)."""
+    chars = normalise(text)
+    if len(chars) < 2:
+        return {chars} if chars else set()
+    return {chars[i : i + 2] for i in range(len(chars) - 1)}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+class DatabaseSimilarity:
+    """Character-bigram Jaccard over title and description, computed in the app."""
+
+    name = "database-bigram-jaccard"
+
+    async def similar(self, *, campaign: Campaign, text: str, limit: int) -> list[Match]:
+        wanted = bigrams(text)
+        rows = (
+            await PainPoint.filter(campaign_id=campaign.id, status__in=LISTED, hidden=False)
+            .order_by("-created_at", "-public_id")
+            .limit(MAX_CANDIDATES)
+            .values_list("public_id", "title", "description", "category", "status")
+        )
+        matches = []
+        for public_id, title, description, category, status in rows:
+            score = jaccard(wanted, bigrams(f"{title} {description}"))
+            if score >= MIN_SCORE:
+                matches.append(Match(public_id, title, category, Status(status), round(score, 4)))
+        matches.sort(key=lambda m: m.score, reverse=True)  # stable: newer first on ties
+        return matches[:limit]
+
+
+def backend_for(ctx: AppContext) -> SimilarityBackend:
+    """The similarity backend of this profile (the database one until the ES one lands)."""
+    return DatabaseSimilarity()

@@ -1,0 +1,285 @@
+"""Routes of pain-point campaigns: campaigns, submissions, moderation, reports and votes."""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+
+from backend.access import Call, endpoint
+from backend.geo import CoordSystem
+from backend.models import Role
+from crowdsource import service, statistics
+from crowdsource.schemas import (
+    CampaignCreate,
+    CampaignList,
+    CampaignListQuery,
+    CampaignOut,
+    CampaignStatistics,
+    CampaignUpdate,
+    CoordQuery,
+    MergeIn,
+    ModerationIn,
+    PainPointCreate,
+    PainPointList,
+    PainPointListQuery,
+    PainPointOut,
+    PainPointUpdate,
+    ReportIn,
+    ReportOut,
+    SimilarList,
+    SimilarQuery,
+    VoteOut,
+)
+
+bp = Blueprint("crowdsource", url_prefix="/api/v1")
+TAG = "crowdsource"
+MANAGERS = (Role.CURATOR, Role.BUREAU_ADMIN)
+
+
+@bp.post("/campaigns")
+@endpoint(
+    summary="创建征集活动",
+    tag=TAG,
+    roles=MANAGERS,
+    body=CampaignCreate,
+    response=CampaignOut,
+    status=201,
+)
+async def create_campaign(request: Request, call: Call) -> CampaignOut:
+    campaign = await service.create_campaign(ctx=call.ctx, actor=call.user, data=call.body)
+    return service.campaign_out(campaign, call.clock.now())
+
+
+@bp.patch("/campaigns/<campaign_id:str>")
+@endpoint(
+    summary="修改征集活动（日程、分类、规则）",
+    tag=TAG,
+    roles=MANAGERS,
+    body=CampaignUpdate,
+    response=CampaignOut,
+    errors=(404, 409),
+)
+async def update_campaign(request: Request, call: Call, campaign_id: str) -> CampaignOut:
+    campaign = await service.update_campaign(
+        ctx=call.ctx, actor=call.user, public_id=campaign_id, data=call.body
+    )
+    return service.campaign_out(campaign, call.clock.now())
+
+
+@bp.get("/campaigns")
+@endpoint(
+    summary="征集活动列表及当前阶段",
+    tag=TAG,
+    public=True,
+    query=CampaignListQuery,
+    response=CampaignList,
+    description="草稿活动只对 curator / bureau_admin 可见。",
+)
+async def list_campaigns(request: Request, call: Call) -> CampaignList:
+    return await service.list_campaigns(
+        ctx=call.ctx,
+        principal=call.principal,
+        phase=call.query.phase,
+        limit=call.query.limit,
+        cursor=call.query.cursor,
+    )
+
+
+@bp.get("/campaigns/<campaign_id:str>")
+@endpoint(
+    summary="一个征集活动及其当前阶段", tag=TAG, public=True, response=CampaignOut, errors=(404,)
+)
+async def get_campaign(request: Request, call: Call, campaign_id: str) -> CampaignOut:
+    now = call.clock.now()
+    campaign = await service.get_campaign_or_raise(campaign_id, principal=call.principal, now=now)
+    return service.campaign_out(campaign, now)
+
+
+@bp.get("/campaigns/<campaign_id:str>/statistics")
+@endpoint(
+    summary="活动统计：按状态、分类、区县和日期",
+    tag=TAG,
+    public=True,
+    response=CampaignStatistics,
+    errors=(404,),
+    description="全部按数据库计数；日期为北京时间。",
+)
+async def campaign_statistics(request: Request, call: Call, campaign_id: str) -> CampaignStatistics:
+    return await statistics.campaign_statistics(
+        ctx=call.ctx, principal=call.principal, campaign_id=campaign_id
+    )
+
+
+@bp.post("/campaigns/<campaign_id:str>/pain-points")
+@endpoint(
+    summary="提交痛难点",
+    tag=TAG,
+    signed_in=True,
+    body=PainPointCreate,
+    response=PainPointOut,
+    status=201,
+    errors=(404, 409, 422),
+    description="仅在征集阶段；每人每个活动有提交上限；location 可用 wgs84 / gcj02 / bd09。",
+)
+async def submit_pain_point(request: Request, call: Call, campaign_id: str) -> PainPointOut:
+    item, campaign = await service.submit_pain_point(
+        ctx=call.ctx, principal=call.user, campaign_id=campaign_id, data=call.body
+    )
+    location = call.body.location
+    coord = location.coord if location is not None else CoordSystem.WGS84
+    return service.pain_point_out(item, campaign, None, coord)
+
+
+@bp.get("/campaigns/<campaign_id:str>/pain-points")
+@endpoint(
+    summary="痛难点列表（按票数或最新）",
+    tag=TAG,
+    public=True,
+    query=PainPointListQuery,
+    response=PainPointList,
+    errors=(404,),
+    description="sort=votes 按实时票数排名；每条带分群体票数；游标分页。",
+)
+async def list_pain_points(request: Request, call: Call, campaign_id: str) -> PainPointList:
+    q = call.query
+    return await service.list_pain_points(
+        ctx=call.ctx,
+        principal=call.principal,
+        campaign_id=campaign_id,
+        sort=q.sort,
+        category=q.category,
+        coord=q.coord,
+        limit=q.limit,
+        cursor=q.cursor,
+    )
+
+
+@bp.get("/campaigns/<campaign_id:str>/pain-points/similar")
+@endpoint(
+    summary="提交前查找相似痛难点",
+    tag=TAG,
+    public=True,
+    query=SimilarQuery,
+    response=SimilarList,
+    errors=(404,),
+)
+async def similar_pain_points(request: Request, call: Call, campaign_id: str) -> SimilarList:
+    return await service.similar_pain_points(
+        ctx=call.ctx,
+        principal=call.principal,
+        campaign_id=campaign_id,
+        text=call.query.text,
+        limit=call.query.limit,
+    )
+
+
+@bp.get("/pain-points/<pain_point_id:str>")
+@endpoint(
+    summary="一条痛难点",
+    tag=TAG,
+    public=True,
+    query=CoordQuery,
+    response=PainPointOut,
+    errors=(404,),
+)
+async def get_pain_point(request: Request, call: Call, pain_point_id: str) -> PainPointOut:
+    item = await service.get_pain_point_or_raise(pain_point_id, principal=call.principal)
+    counts = await service.live_counts(ctx=call.ctx, item=item, campaign=item.campaign)
+    return service.pain_point_out(item, item.campaign, counts, call.query.coord)
+
+
+@bp.patch("/pain-points/<pain_point_id:str>")
+@endpoint(
+    summary="提交者在审核前修改痛难点",
+    tag=TAG,
+    signed_in=True,
+    body=PainPointUpdate,
+    response=PainPointOut,
+    errors=(403, 404, 409),
+)
+async def edit_pain_point(request: Request, call: Call, pain_point_id: str) -> PainPointOut:
+    item = await service.edit_pain_point(
+        ctx=call.ctx, principal=call.user, public_id=pain_point_id, data=call.body
+    )
+    counts = await service.live_counts(ctx=call.ctx, item=item, campaign=item.campaign)
+    return service.pain_point_out(item, item.campaign, counts)
+
+
+@bp.post("/pain-points/<pain_point_id:str>/moderation")
+@endpoint(
+    summary="审核痛难点：有效 / 无效（须说明理由）/ 重复",
+    tag=TAG,
+    roles=MANAGERS,
+    body=ModerationIn,
+    response=PainPointOut,
+    errors=(404, 409, 422),
+)
+async def moderate(request: Request, call: Call, pain_point_id: str) -> PainPointOut:
+    item = await service.moderate(
+        ctx=call.ctx, actor=call.user, public_id=pain_point_id, data=call.body
+    )
+    counts = await service.live_counts(ctx=call.ctx, item=item, campaign=item.campaign)
+    return service.pain_point_out(item, item.campaign, counts)
+
+
+@bp.post("/pain-points/<pain_point_id:str>/merge")
+@endpoint(
+    summary="把重复的痛难点合并到本条（投票随之转移，同一人只计一票）",
+    tag=TAG,
+    roles=MANAGERS,
+    body=MergeIn,
+    response=PainPointOut,
+    errors=(404, 409, 422),
+)
+async def merge(request: Request, call: Call, pain_point_id: str) -> PainPointOut:
+    item = await service.merge_pain_points(
+        ctx=call.ctx, actor=call.user, target_id=pain_point_id, data=call.body
+    )
+    counts = await service.live_counts(ctx=call.ctx, item=item, campaign=item.campaign)
+    return service.pain_point_out(item, item.campaign, counts)
+
+
+@bp.post("/pain-points/<pain_point_id:str>/report")
+@endpoint(
+    summary="举报痛难点（达到活动设定次数后隐藏待复核）",
+    tag=TAG,
+    signed_in=True,
+    body=ReportIn,
+    response=ReportOut,
+    status=201,
+    errors=(404, 409, 422, 429),
+)
+async def report(request: Request, call: Call, pain_point_id: str) -> ReportOut:
+    return await service.report_pain_point(
+        ctx=call.ctx, principal=call.user, public_id=pain_point_id, reason=call.body.reason
+    )
+
+
+@bp.post("/pain-points/<pain_point_id:str>/vote")
+@endpoint(
+    summary="投票（每人每条一票）",
+    tag=TAG,
+    signed_in=True,
+    response=VoteOut,
+    status=201,
+    errors=(404, 409, 422, 429),
+    description="409 already_voted / phase_closed / pain_point_hidden；"
+    "422 pain_point_invalid / pain_point_duplicate / vote_budget_exhausted；429 带 Retry-After。",
+)
+async def vote(request: Request, call: Call, pain_point_id: str) -> VoteOut:
+    return await service.cast_vote(
+        ctx=call.ctx, principal=call.user, public_id=pain_point_id, client_ip=call.client_ip
+    )
+
+
+@bp.delete("/pain-points/<pain_point_id:str>/vote")
+@endpoint(
+    summary="撤回投票（投票阶段内）",
+    tag=TAG,
+    signed_in=True,
+    response=VoteOut,
+    errors=(404, 409, 429),
+)
+async def withdraw_vote(request: Request, call: Call, pain_point_id: str) -> VoteOut:
+    return await service.withdraw_vote(
+        ctx=call.ctx, principal=call.user, public_id=pain_point_id, client_ip=call.client_ip
+    )
