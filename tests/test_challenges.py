@@ -548,7 +548,7 @@ async def test_proposals_are_confidential_for_every_role(client, ctx):
         assert versions.status_code == 200, who
     for who, hdrs in refused.items():
         response = await client.get(f"/api/v1/proposals/{proposal_id}", headers=hdrs)
-        expected = 401 if who == "anonymous" else 404
+        expected = 404
         assert response.status_code == expected, (who, response.text)
         versions = await client.get(f"/api/v1/proposals/{proposal_id}/versions", headers=hdrs)
         assert versions.status_code == expected, who
@@ -797,3 +797,100 @@ async def test_curation_is_for_curators(client, ctx, role):
         json=challenge_body([item], ctx.clock.now() + timedelta(days=3)),
     )
     assert response.status_code == 403
+
+
+async def test_complaint_to_solution_end_to_end_through_the_api(client, ctx):
+    """Campaign → pain points → moderation → votes → challenge → booklet → proposal → award."""
+    from tests.crowdsource_helpers import create_campaign, submit
+
+    _, curator = await headers(client, Role.CURATOR)
+    _, admin = await headers(client, Role.BUREAU_ADMIN)
+    campaign = await create_campaign(client, curator, ctx)
+    campaign_id = campaign["id"]
+    residents = [(await headers(client, Role.RESIDENT))[1] for _ in range(3)]
+    toilet = await submit(
+        client,
+        residents[0],
+        campaign_id,
+        title="公厕难找",
+        description="在城区里找不到开放的公厕，地图上也查不到。",
+        category="public_toilet",
+    )
+    junk = await submit(
+        client,
+        residents[1],
+        campaign_id,
+        title="测试内容",
+        description="这是一条与城市无关的测试内容。",
+        category="other",
+    )
+    for item, decision in ((toilet, "valid"), (junk, "invalid")):
+        body = {"decision": decision, "reason": "" if decision == "valid" else "与城市治理无关"}
+        moderated = await client.post(
+            f"/api/v1/pain-points/{item['id']}/moderation", headers=curator, json=body
+        )
+        assert moderated.status_code == 200, moderated.text
+    for resident in residents:
+        voted = await client.post(f"/api/v1/pain-points/{toilet['id']}/vote", headers=resident)
+        assert voted.status_code == 201, voted.text
+    await client.post(f"/api/v1/pain-points/{toilet['id']}/follow", headers=residents[0])
+
+    # Voting and collecting end; curation begins.
+    ctx.clock.advance(49 * 3600)
+    shortlist_url = f"/api/v1/campaigns/{campaign_id}/shortlist"
+    assert (
+        await client.post(shortlist_url, headers=curator, json={"pain_point_id": junk["id"]})
+    ).status_code == 400
+    assert (
+        await client.post(shortlist_url, headers=curator, json={"pain_point_id": toilet["id"]})
+    ).status_code == 204
+    deadline = ctx.clock.now() + timedelta(days=7)
+    body = challenge_body([], deadline, category="public_toilet", pain_point_ids=[toilet["id"]])
+    created = await client.post(
+        f"/api/v1/campaigns/{campaign_id}/challenges", headers=curator, json=body
+    )
+    assert created.status_code == 201, created.text
+    challenge_id = created.json()["id"]
+    assert created.json()["pain_points"][0]["votes"] == 3
+    await client.post(f"/api/v1/challenges/{challenge_id}/submit-for-review", headers=curator)
+    assert (
+        await client.post(f"/api/v1/challenges/{challenge_id}/publish", headers=admin)
+    ).status_code == 200
+    booklet_html = await client.get(f"/api/v1/campaigns/{campaign_id}/booklet")
+    assert "公厕快速查找与导引" in booklet_html.text and "公厕难找（3 票）" in booklet_html.text
+    pdf = await client.get(f"/api/v1/campaigns/{campaign_id}/booklet.pdf")
+    assert "公厕快速查找与导引" in PdfReader(io.BytesIO(pdf.content)).pages[2].extract_text()
+
+    vendor, vendor_headers = await make_vendor(client)
+    proposal = await client.post(
+        f"/api/v1/challenges/{challenge_id}/proposals",
+        headers=vendor_headers,
+        json=proposal_body(submit=True),
+    )
+    proposal_id = proposal.json()["id"]
+    judge, judge_headers = await headers(client, Role.JUDGE)
+    await client.post(
+        f"/api/v1/challenges/{challenge_id}/judges",
+        headers=curator,
+        json={"user_id": judge.public_id},
+    )
+    ctx.clock.advance(7 * 86400 + 1)
+    scored = await client.put(
+        f"/api/v1/proposals/{proposal_id}/score",
+        headers=judge_headers,
+        json={"scores": {"可行性": 80, "创新性": 70, "成本": 90}},
+    )
+    assert scored.status_code == 204
+    await client.post(f"/api/v1/proposals/{proposal_id}/shortlist", headers=curator, json={})
+    await client.post(f"/api/v1/proposals/{proposal_id}/award", headers=curator, json={})
+    result = (await client.get(f"/api/v1/challenges/{challenge_id}/results")).json()
+    assert result["awarded"][0]["vendor_name"] == vendor.name
+    assert result["awarded"][0]["aggregate"] == 80.0
+    assert result["challenge"]["pain_points"][0]["id"] == toilet["id"]
+    kinds = {
+        n["kind"]
+        for n in (await client.get("/api/v1/me/notifications", headers=residents[0])).json()[
+            "items"
+        ]
+    }
+    assert {"challenge_published", "challenge_awarded"} <= kinds

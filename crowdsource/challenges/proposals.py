@@ -68,8 +68,10 @@ async def _conflicted(challenge_id: int, user: User, vendor_id: int) -> bool:
     ).exists()
 
 
-async def can_read(proposal: Proposal, viewer: Principal) -> bool:
+async def can_read(proposal: Proposal, viewer: Principal | None) -> bool:
     """The confidentiality rule (see the module docstring)."""
+    if viewer is None:
+        return False
     if viewer.role == Role.VENDOR:
         member = await membership_of(viewer.user_id)
         return member is not None and member.vendor_id == proposal.vendor_id  # type: ignore[attr-defined]
@@ -87,7 +89,7 @@ async def can_read(proposal: Proposal, viewer: Principal) -> bool:
     return False
 
 
-async def get_readable(public_id: str, viewer: Principal) -> Proposal:
+async def get_readable(public_id: str, viewer: Principal | None) -> Proposal:
     proposal = await Proposal.get_or_none(public_id=public_id).select_related("vendor", "challenge")
     if proposal is None or not await can_read(proposal, viewer):
         raise _not_found()
@@ -245,7 +247,7 @@ async def withdraw_proposal(*, ctx: AppContext, actor: Principal, public_id: str
     return proposal
 
 
-async def versions(*, actor: Principal, public_id: str) -> list[ProposalVersionOut]:
+async def versions(*, actor: Principal | None, public_id: str) -> list[ProposalVersionOut]:
     proposal = await get_readable(public_id, actor)
     rows = await ProposalVersion.filter(proposal=proposal).order_by("number")
     return [

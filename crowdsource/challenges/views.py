@@ -354,9 +354,15 @@ async def my_proposals(request: Request, call: Call) -> ProposalList:
 
 
 @challenges_bp.get("/proposals/<proposal_id:str>")
-@endpoint(summary="方案详情（保密）", tag=PTAG, signed_in=True, response=ProposalOut, errors=(404,))
+@endpoint(
+    summary="方案详情（保密：无权者一律 404）",
+    tag=PTAG,
+    public=True,
+    response=ProposalOut,
+    errors=(404,),
+)
 async def get_proposal(request: Request, call: Call, proposal_id: str) -> ProposalOut:
-    return proposals.proposal_out(await proposals.get_readable(proposal_id, call.user))
+    return proposals.proposal_out(await proposals.get_readable(proposal_id, call.principal))
 
 
 @challenges_bp.put("/proposals/<proposal_id:str>")
@@ -397,10 +403,10 @@ async def withdraw_proposal(request: Request, call: Call, proposal_id: str) -> P
 
 @challenges_bp.get("/proposals/<proposal_id:str>/versions")
 @endpoint(
-    summary="方案的历次提交版本", tag=PTAG, signed_in=True, response=VersionList, errors=(404,)
+    summary="方案的历次提交版本（保密）", tag=PTAG, public=True, response=VersionList, errors=(404,)
 )
 async def proposal_versions(request: Request, call: Call, proposal_id: str) -> VersionList:
-    return VersionList(items=await proposals.versions(actor=call.user, public_id=proposal_id))
+    return VersionList(items=await proposals.versions(actor=call.principal, public_id=proposal_id))
 
 
 @challenges_bp.get("/challenges/<challenge_id:str>/judges")
