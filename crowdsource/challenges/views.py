@@ -469,6 +469,17 @@ async def scores(request: Request, call: Call, proposal_id: str) -> ScoreBoard:
     return await proposals.scoreboard(actor=call.user, public_id=proposal_id)
 
 
+async def _decide(call: Call, proposal_id: str, outcome: ProposalStatus) -> ProposalOut:
+    proposal = await proposals.decide(
+        ctx=call.ctx,
+        actor=call.user,
+        public_id=proposal_id,
+        outcome=outcome,
+        feedback=call.body.feedback,
+    )
+    return proposals.proposal_out(proposal)
+
+
 @challenges_bp.post("/proposals/<proposal_id:str>/shortlist")
 @endpoint(
     summary="方案入围",
@@ -479,14 +490,7 @@ async def scores(request: Request, call: Call, proposal_id: str) -> ScoreBoard:
     errors=(404, 409),
 )
 async def shortlist_proposal(request: Request, call: Call, proposal_id: str) -> ProposalOut:
-    proposal = await proposals.decide(
-        ctx=call.ctx,
-        actor=call.user,
-        public_id=proposal_id,
-        outcome=ProposalStatus.SHORTLISTED,
-        feedback=call.body.feedback,
-    )
-    return proposals.proposal_out(proposal)
+    return await _decide(call, proposal_id, ProposalStatus.SHORTLISTED)
 
 
 @challenges_bp.post("/proposals/<proposal_id:str>/award")
@@ -499,14 +503,7 @@ async def shortlist_proposal(request: Request, call: Call, proposal_id: str) -> 
     errors=(404, 409),
 )
 async def award(request: Request, call: Call, proposal_id: str) -> ProposalOut:
-    proposal = await proposals.decide(
-        ctx=call.ctx,
-        actor=call.user,
-        public_id=proposal_id,
-        outcome=ProposalStatus.AWARDED,
-        feedback=call.body.feedback,
-    )
-    return proposals.proposal_out(proposal)
+    return await _decide(call, proposal_id, ProposalStatus.AWARDED)
 
 
 @challenges_bp.post("/proposals/<proposal_id:str>/decline")
@@ -519,14 +516,7 @@ async def award(request: Request, call: Call, proposal_id: str) -> ProposalOut:
     errors=(404, 409),
 )
 async def decline(request: Request, call: Call, proposal_id: str) -> ProposalOut:
-    proposal = await proposals.decide(
-        ctx=call.ctx,
-        actor=call.user,
-        public_id=proposal_id,
-        outcome=ProposalStatus.DECLINED,
-        feedback=call.body.feedback,
-    )
-    return proposals.proposal_out(proposal)
+    return await _decide(call, proposal_id, ProposalStatus.DECLINED)
 
 
 async def _booklet(call: Call, campaign_id: str) -> booklet.Booklet:
