@@ -28,6 +28,9 @@ from crowdsource.challenges import scheduled as challenges_scheduled
 from crowdsource.challenges.views import bp as vendors_bp
 from crowdsource.challenges.views import challenges_bp
 from crowdsource.views import bp as crowdsource_bp
+from search import scheduled as search_scheduled
+from search.views import bp as search_bp
+from venues.views import bp as venues_bp
 
 log = logging.getLogger("smartcircle.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
@@ -40,9 +43,12 @@ BLUEPRINTS = (
     vendors_bp,
     challenges_bp,
     notifications_bp,
+    search_bp,
+    venues_bp,
 )
 JOB_REGISTRATIONS = (
     scheduler.register,
+    search_scheduled.register,
     crowdsource_scheduled.register,
     challenges_scheduled.register,
 )

@@ -21,6 +21,8 @@ APPS: dict[str, tuple[list[str], str]] = {
     "core": (["backend.models"], "backend.migrations"),
     "challenges": (["crowdsource.challenges.models"], "crowdsource.challenges.migrations"),
     "crowdsource": (["crowdsource.models"], "crowdsource.migrations"),
+    "venues": (["venues.models"], "venues.migrations"),
+    "search": (["search.models"], "search.migrations"),
 }
 
 

@@ -1,0 +1,263 @@
+"""Two search backends behind one interface, with one ranking rule and one re-ranker.
+
+The ranking rule (both backends, exactly):
+
+* ``distance_m`` is the WGS-84 ellipsoidal geodesic (``backend.geo.distance_m``, whole metres,
+  half up) from the query point to the venue's stored point. A venue is a hit when
+  ``distance_m <= radius_m``.
+* Hits are ordered by the key ``(distance_m, id)``: nearest first, ties by public id (code point
+  order). A cursor carries the last key; the next page is the keys strictly greater.
+* ``open_now`` and ``has_free_spaces`` depend on the clock and are evaluated in Python at the
+  request's moment; ``kind``, ``accessible`` and ``q`` are filtered by the store.
+
+Both backends produce candidates in increasing spherical ("arc") distance, which stays within
+``geo.ARC_SLACK`` (+ ``geo.ARC_MARGIN_M``) of the geodesic, and feed them to one :class:`Reranker`:
+it computes the exact key of each candidate, evaluates the clock-dependent filters, and stops as
+soon as every candidate not yet seen provably has a larger ``distance_m`` than the page needs. The
+database backend sorts the rows of a conservative bounding box by arc itself; Elasticsearch sorts
+by ``_geo_distance`` (arc) and is read in batches with ``search_after``. So both backends return
+identical pages, cursors included, and neither evaluates more opening hours than it must.
+"""
+
+from __future__ import annotations
+
+import abc
+import bisect
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch
+from tortoise.expressions import Q
+
+from backend import geo
+from venues.documents import DOC_COLUMNS, LiveState, VenueDoc, doc_from_row, live_state
+from venues.models import Venue, VenueStatus
+
+MIN_BATCH = 50
+MAX_BATCH = 1000
+# (distance_m, venue public id): the order of every hit, and what a cursor carries.
+SortKey = tuple[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParams:
+    centre: geo.Point
+    radius_m: int
+    now: datetime
+    limit: int = 20
+    kinds: tuple[str, ...] = ()
+    q: str | None = None
+    open_now: bool = False
+    accessible: bool = False
+    has_free_spaces: bool = False
+    after: SortKey | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    doc: VenueDoc
+    distance_m: int
+    state: LiveState
+
+    @property
+    def key(self) -> SortKey:
+        return (self.distance_m, self.doc.id)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    hits: list[Ranked]
+    next_key: SortKey | None
+
+
+def rank(doc: VenueDoc, params: SearchParams) -> Ranked | None:
+    """The hit for this candidate, or None when it falls outside the radius or a filter."""
+    if doc.status == VenueStatus.REMOVED.value:
+        return None
+    if params.kinds and doc.kind not in params.kinds:
+        return None
+    if params.accessible and not doc.accessible:
+        return None
+    distance = geo.distance_m(params.centre, doc.point)
+    if distance > params.radius_m:
+        return None
+    if params.after is not None and (distance, doc.id) <= params.after:
+        return None
+    state = live_state(doc, params.now)
+    if params.open_now and not state.open_now:
+        return None
+    if params.has_free_spaces and not state.has_free_spaces:
+        return None
+    return Ranked(doc=doc, distance_m=distance, state=state)
+
+
+class Reranker:
+    """Takes candidates in increasing arc distance; keeps the best ``limit + 1`` exact hits."""
+
+    def __init__(self, params: SearchParams) -> None:
+        self.params = params
+        self.best: list[Ranked] = []
+        self._keys: list[SortKey] = []
+        # A candidate nearer than this (arc) is certainly before the cursor.
+        self.skip_below = geo.arc_floor_m(params.after[0] - 0.5) if params.after else 0.0
+
+    def offer(self, arc: float, make_doc: Callable[[], VenueDoc]) -> None:
+        """Consider one candidate ``arc`` metres away (arc distance)."""
+        if arc < self.skip_below:
+            return
+        ranked = rank(make_doc(), self.params)
+        if ranked is None:
+            return
+        keep = self.params.limit + 1
+        if len(self._keys) >= keep and ranked.key >= self._keys[-1]:
+            return
+        at = bisect.bisect(self._keys, ranked.key)
+        self._keys.insert(at, ranked.key)
+        self.best.insert(at, ranked)
+        del self._keys[keep:], self.best[keep:]
+
+    def complete(self, next_arc: float) -> bool:
+        """True when no candidate at arc ``next_arc`` or beyond can enter the page."""
+        if len(self.best) <= self.params.limit:
+            return False
+        return self.best[self.params.limit].distance_m < geo.geodesic_floor_m(next_arc)
+
+    def result(self) -> SearchResult:
+        hits = self.best[: self.params.limit]
+        more = len(self.best) > self.params.limit
+        return SearchResult(hits=hits, next_key=hits[-1].key if more and hits else None)
+
+
+class SearchBackend(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    async def search(self, params: SearchParams) -> SearchResult:
+        """One page of hits in (distance_m, id) order, and the key to continue after."""
+
+
+class DatabaseBackend(SearchBackend):
+    """Bounding-box prefilter in SQL, arc pre-sort and exact re-ranking in Python."""
+
+    # ``rank`` re-checks kind, accessibility and status on every row it reads, so a venue changed
+    # between the two queries is judged on its current state.
+
+    name = "database"
+
+    async def search(self, params: SearchParams) -> SearchResult:
+        box = geo.bounding_box(params.centre, params.radius_m)
+        query = Venue.filter(lat__gte=box.min_lat, lat__lte=box.max_lat).exclude(
+            status=VenueStatus.REMOVED
+        )
+        if box.crosses_antimeridian:
+            query = query.filter(Q(lng__gte=box.min_lng) | Q(lng__lte=box.max_lng))
+        else:
+            query = query.filter(lng__gte=box.min_lng, lng__lte=box.max_lng)
+        if params.kinds:
+            query = query.filter(kind__in=list(params.kinds))
+        if params.accessible:
+            query = query.filter(accessible=True)
+        if params.q:
+            q = params.q
+            query = query.filter(
+                Q(name__icontains=q) | Q(address__icontains=q) | Q(description__icontains=q)
+            )
+        # Sort the box by arc distance on (id, lat, lng) alone, then read whole rows a chunk at
+        # a time in that order, only as far as the re-ranker needs.
+        points = await query.values_list("id", "lat", "lng")
+        centre = params.centre
+        order = sorted((geo.arc_m(centre, geo.Point(lat, lng)), pk) for pk, lat, lng in points)
+        reranker = Reranker(params)
+        chunk = min(MAX_BATCH, max(MIN_BATCH, 2 * (params.limit + 1)))
+        start = bisect.bisect_left(order, (reranker.skip_below, -1))
+        while start < len(order) and not reranker.complete(order[start][0]):
+            part = order[start : start + chunk]
+            found = await Venue.filter(id__in=[pk for _, pk in part]).values("id", *DOC_COLUMNS)
+            rows = {row["id"]: row for row in found}
+            for arc, pk in part:
+                if reranker.complete(arc):
+                    break
+                if pk in rows:
+                    reranker.offer(arc, partial(doc_from_row, rows[pk]))
+            start += chunk
+        return reranker.result()
+
+
+class ElasticsearchBackend(SearchBackend):
+    """geo_distance filter, ``_geo_distance`` arc sort, search_after, exact re-ranking."""
+
+    name = "elasticsearch"
+
+    def __init__(self, client: AsyncElasticsearch, index: str) -> None:
+        self.client = client
+        self.index = index
+
+    def _query(self, params: SearchParams) -> dict[str, Any]:
+        reach = params.radius_m * (1 + geo.ARC_SLACK) + geo.ARC_MARGIN_M
+        point = {"lat": params.centre.lat, "lon": params.centre.lng}
+        filters: list[dict[str, Any]] = [
+            {
+                "geo_distance": {
+                    "distance": f"{reach:.3f}m",
+                    "distance_type": "arc",
+                    "location": point,
+                }
+            }
+        ]
+        if params.kinds:
+            filters.append({"terms": {"kind": list(params.kinds)}})
+        if params.accessible:
+            filters.append({"term": {"accessible": True}})
+        boolean: dict[str, Any] = {
+            "filter": filters,
+            "must_not": [{"term": {"status": VenueStatus.REMOVED.value}}],
+        }
+        if params.q:
+            # The standard analyzer makes one token per CJK character, so a phrase of them is
+            # a substring match on Chinese text.
+            boolean["should"] = [
+                {"match_phrase": {field: params.q}} for field in ("name", "address", "description")
+            ]
+            boolean["minimum_should_match"] = 1
+        return {"bool": boolean}
+
+    async def search(self, params: SearchParams) -> SearchResult:
+        point = {"lat": params.centre.lat, "lon": params.centre.lng}
+        sort: list[dict[str, Any]] = [
+            {
+                "_geo_distance": {
+                    "location": point,
+                    "order": "asc",
+                    "unit": "m",
+                    "distance_type": "arc",
+                }
+            },
+            {"id": "asc"},
+        ]
+        query = self._query(params)
+        batch = min(MAX_BATCH, max(MIN_BATCH, 2 * (params.limit + 1)))
+        reranker = Reranker(params)
+        # Nothing after the cursor can be nearer (in arc terms) than this: start the scan there.
+        search_after: list[Any] | None = (
+            [reranker.skip_below, ""] if reranker.skip_below > 0 else None
+        )
+        while True:
+            response = await self.client.search(
+                index=self.index,
+                query=query,
+                sort=sort,
+                size=batch,
+                search_after=search_after,
+                track_total_hits=False,
+            )
+            hits = response["hits"]["hits"]
+            for hit in hits:
+                doc = partial(VenueDoc.from_source, hit["_source"])
+                reranker.offer(float(hit["sort"][0]), doc)
+            if len(hits) < batch or reranker.complete(float(hits[-1]["sort"][0])):
+                break
+            search_after = hits[-1]["sort"]
+        return reranker.result()

@@ -1,0 +1,131 @@
+"""Which reading places near me hold this book: by title/author substring or by ISBN.
+
+Order: places with at least one matching copy on the shelf first, then the others; within each
+group nearest first (WGS-84 geodesic, whole metres), ties by venue id. The cursor carries
+``(no_copy_available, distance_m, venue id)``. Answered from the database (books and holdings are
+not in the Elasticsearch index yet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tortoise.expressions import Q
+
+from backend import geo, paging
+from backend.access import AppContext
+from backend.errors import ValidationFailed
+from search.schemas import BookPlaceHit, BookSearchPage, BookSearchQuery, HeldBook
+from venues.documents import live_state, venue_doc
+from venues.models import Book, Holding, Venue, VenueKind, VenueStatus
+from venues.schemas import Location
+
+MAX_BOOKS = 500
+BookKey = tuple[int, int, str]
+
+
+@dataclass
+class _Place:
+    venue: Venue
+    distance_m: int
+    books: list[HeldBook] = field(default_factory=list)
+
+    @property
+    def available(self) -> int:
+        return sum(b.copies_available for b in self.books)
+
+    @property
+    def key(self) -> BookKey:
+        return (0 if self.available > 0 else 1, self.distance_m, self.venue.public_id)
+
+
+def _scope(query: BookSearchQuery, centre: geo.Point) -> str:
+    return paging.scope_of(
+        "books.search", repr(centre.lat), repr(centre.lng), query.radius_m, query.q, query.isbn
+    )
+
+
+def _after(token: str, *, scope: str, secret: str) -> BookKey:
+    values = paging.decode_cursor(token, scope=scope, secret=secret)
+    if len(values) != 3 or not all(
+        isinstance(v, t) for v, t in zip(values, (int, int, str), strict=True)
+    ):
+        raise ValidationFailed("分页游标无效", fields={"cursor": "游标无效或已被篡改"})
+    return values[0], values[1], values[2]
+
+
+async def search_books(*, ctx: AppContext, query: BookSearchQuery) -> BookSearchPage:
+    """Reading places holding a matching book, those with a copy available first."""
+    if (query.q is None) == (query.isbn is None):
+        raise ValidationFailed(fields={"q": "请提供 q（书名或作者）或 isbn 之一"})
+    centre = geo.to_wgs84(query.lat, query.lng, query.coord)
+    scope = _scope(query, centre)
+    after = (
+        _after(query.cursor, scope=scope, secret=ctx.settings.jwt_secret) if query.cursor else None
+    )
+    if query.isbn is not None:
+        books = Book.filter(isbn13=query.isbn)
+    else:
+        text = (query.q or "").strip()
+        books = Book.filter(Q(title__icontains=text) | Q(author__icontains=text))
+    book_ids = await books.order_by("id").limit(MAX_BOOKS).values_list("id", flat=True)
+    box = geo.bounding_box(centre, query.radius_m)
+    holdings = Holding.filter(
+        book_id__in=list(book_ids),
+        venue__kind=VenueKind.READING_SPACE,
+        venue__lat__gte=box.min_lat,
+        venue__lat__lte=box.max_lat,
+    ).exclude(venue__status=VenueStatus.REMOVED)
+    if box.crosses_antimeridian:
+        holdings = holdings.filter(Q(venue__lng__gte=box.min_lng) | Q(venue__lng__lte=box.max_lng))
+    else:
+        holdings = holdings.filter(venue__lng__gte=box.min_lng, venue__lng__lte=box.max_lng)
+    places: dict[int, _Place] = {}
+    for holding in await holdings.select_related("venue", "book"):
+        venue: Venue = holding.venue
+        place = places.get(venue.id)
+        if place is None:
+            distance = geo.distance_m(centre, geo.Point(venue.lat, venue.lng))
+            if distance > query.radius_m:
+                continue
+            place = places[venue.id] = _Place(venue=venue, distance_m=distance)
+        book: Book = holding.book
+        place.books.append(
+            HeldBook(
+                isbn=book.isbn13,
+                title=book.title,
+                author=book.author,
+                copies=holding.copies,
+                copies_available=holding.copies_available,
+            )
+        )
+    ranked = sorted(
+        (p for p in places.values() if after is None or p.key > after), key=lambda p: p.key
+    )
+    page = ranked[: query.limit]
+    next_cursor = None
+    if len(ranked) > query.limit and page:
+        next_cursor = paging.encode_cursor(
+            list(page[-1].key), scope=scope, secret=ctx.settings.jwt_secret
+        )
+    now = ctx.clock.now()
+    items = []
+    for place in page:
+        venue = place.venue
+        state = live_state(venue_doc(venue), now)
+        shown = geo.from_wgs84(geo.Point(venue.lat, venue.lng), query.coord)
+        items.append(
+            BookPlaceHit(
+                id=venue.public_id,
+                kind=venue.kind,
+                name=venue.name,
+                address=venue.address,
+                location=Location(lat=shown.lat, lng=shown.lng),
+                distance_m=place.distance_m,
+                open_now=state.open_now,
+                next_change=state.next_change,
+                copies_available=place.available,
+                books=sorted(place.books, key=lambda b: (-b.copies_available, b.title, b.isbn)),
+            )
+        )
+    return BookSearchPage(items=items, next_cursor=next_cursor)

@@ -1,0 +1,61 @@
+"""backend/hours.py: OSM opening_hours validated and evaluated in Asia/Shanghai."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from backend import hours
+from backend.clock import SHANGHAI
+
+
+def at(*args: int) -> datetime:
+    return datetime(*args, tzinfo=SHANGHAI)  # type: ignore[misc]
+
+
+def test_weekday_hours():
+    expr = "Mo-Fr 08:00-18:00; Sa 09:00-12:00"
+    wednesday = hours.state_at(expr, at(2026, 11, 18, 10, 0))
+    assert wednesday.open_now
+    assert wednesday.next_change == at(2026, 11, 18, 18, 0)
+    evening = hours.state_at(expr, at(2026, 11, 18, 19, 0))
+    assert not evening.open_now
+    assert evening.next_change == at(2026, 11, 19, 8, 0)
+    sunday = hours.state_at(expr, at(2026, 11, 22, 10, 0))
+    assert not sunday.open_now
+    assert sunday.next_change == at(2026, 11, 23, 8, 0)
+
+
+def test_the_moment_is_read_in_shanghai_time():
+    # 01:30 UTC is 09:30 in Shanghai.
+    state = hours.state_at("Mo-Fr 09:00-17:00", datetime(2026, 11, 18, 1, 30, tzinfo=UTC))
+    assert state.open_now
+    assert state.next_change == at(2026, 11, 18, 17, 0)
+    assert state.next_change.utcoffset().total_seconds() == 8 * 3600
+
+
+def test_always_open_and_overnight():
+    always = hours.state_at("24/7", at(2026, 11, 18, 3, 0))
+    assert always.open_now and always.next_change is None
+    night = hours.state_at("Mo-Su 22:00-06:00", at(2026, 11, 18, 23, 0))
+    assert night.open_now
+    assert night.next_change == at(2026, 11, 19, 6, 0)
+
+
+def test_public_holidays_from_the_chinese_calendar():
+    expr = "Mo-Fr 08:00-18:00; PH off"
+    # 2026-10-01 (Thursday) is National Day.
+    assert not hours.is_open(expr, at(2026, 10, 1, 10, 0))
+    assert hours.is_open(expr, at(2026, 9, 30, 10, 0))
+    assert not hours.is_open(expr, at(2026, 1, 1, 10, 0))
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "xx", "Mo-Fr 25:00-26:00", "Mo-Fr 08:00-", "a" * 501])
+def test_invalid_expressions_are_refused(bad):
+    with pytest.raises(hours.InvalidOpeningHours):
+        hours.validate(bad)
+
+
+def test_valid_expressions_are_kept_stripped():
+    assert hours.validate("  Mo-Fr 08:00-18:00; PH off ") == "Mo-Fr 08:00-18:00; PH off"
