@@ -11,8 +11,9 @@ from fixtures.demo import DEMO_ACCOUNTS, load_demo
 
 
 async def test_demo_data_loads_twice_and_its_accounts_work(client, settings):
-    await load_demo(settings)
-    await load_demo(settings)
+    # A smaller city than `make demo` loads, to keep the suite quick; same code path.
+    await load_demo(settings, venues=300, books=200)
+    await load_demo(settings, venues=300, books=200)
     for username, password, role, _name, _street in DEMO_ACCOUNTS:
         response = await client.post(
             "/api/v1/auth/login", json={"username": username, "password": password}
@@ -41,4 +42,4 @@ async def test_demo_data_loads_twice_and_its_accounts_work(client, settings):
 
 async def test_demo_data_is_refused_in_production(app, settings):
     with pytest.raises(SystemExit):
-        await load_demo(replace(settings, environment="production"))
+        await load_demo(replace(settings, environment="production"), venues=1, books=1)
