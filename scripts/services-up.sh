@@ -266,6 +266,8 @@ export DATABASE_URL=postgres://smartcircle:smartcircle@127.0.0.1:$PG_PORT/smartc
 export TEST_DATABASE_URL=postgres://smartcircle:smartcircle@127.0.0.1:$PG_PORT/smartcircle_test
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 export ELASTICSEARCH_URL=http://127.0.0.1:$ES_PORT
+export SMARTCIRCLE_ES_HOME=$ES_HOME
+export SMARTCIRCLE_ES_JAVA_HOME=$ES_JAVA_HOME
 EOF
 
 pg_ver=$(app_pg -d smartcircle -qAt -c 'SHOW server_version')
