@@ -4,20 +4,32 @@ Parsing and evaluation use ``opening-hours-py`` (the maintained Rust ``opening-h
 nothing here parses the syntax by hand. Expressions are validated on write (:func:`validate`)
 and evaluated at a moment the caller passes (from ``ctx.clock``, never ``datetime.now()``).
 
-Public holidays (``PH``) come from the library's own calendar for ``country="CN"``. That calendar
-knows only the first day of each statutory holiday (元旦, 春节, 劳动节, 端午节, 中秋节, 国庆节
-on their first day); it does not know the multi-day periods set each year by the State Council,
-Qingming, or the 调休 make-up workdays. Feeding the official schedule (e.g. from the
-``chinese-calendar`` package) into the evaluation is a known gap, noted in docs/search.md.
+Public holidays and 调休: the library's own calendar for ``country="CN"`` knows only the first
+day of each statutory holiday, and the Python binding takes no custom calendar. So each local
+day is evaluated *as* a reference day that the library treats the way the official calendar
+(``chinese-calendar``, the State Council's schedule) says the day should be treated:
+
+* a day of an official holiday period → the nearest day with the same weekday that the library
+  treats as ``PH`` (so ``PH`` rules apply on every day of 国庆、春节、清明…, and a venue without
+  ``PH`` rules keeps its weekday hours);
+* a 调休 make-up workday (a Saturday or Sunday worked) → the nearest ordinary Wednesday (the
+  venue's working-day hours);
+* a day the library calls ``PH`` but the official calendar does not → the nearest ordinary day
+  with the same weekday;
+* every other day → itself.
+
+Years the official calendar does not cover yet (it is published year by year) fall back to the
+library's own calendar.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
+import chinese_calendar
 import opening_hours as oh
 
 from backend.clock import SHANGHAI
@@ -65,16 +77,141 @@ def validate(expression: str) -> str:
     return text
 
 
+@lru_cache(maxsize=1)
+def _library_ph() -> oh.OpeningHours:
+    return _parse("PH open")
+
+
+def _library_says_ph(day: date) -> bool:
+    noon = datetime.combine(day, time(12), SHANGHAI)
+    return bool(_library_ph().is_open(noon))
+
+
+def _official(day: date) -> str | None:
+    """'holiday', 'makeup' (a weekend day worked), 'ordinary', or None when not published."""
+    try:
+        on_holiday, name = chinese_calendar.get_holiday_detail(day)
+        workday = chinese_calendar.is_workday(day)
+    except NotImplementedError:
+        return None
+    if on_holiday and name is not None:
+        return "holiday"
+    if workday and day.weekday() >= 5:
+        return "makeup"
+    return "ordinary"
+
+
+def _nearest(day: date, step: int, wanted: object) -> date:
+    for distance in range(1, 400):
+        for candidate in (
+            day - timedelta(days=step * distance),
+            day + timedelta(days=step * distance),
+        ):
+            if wanted(candidate):  # type: ignore[operator]
+                return candidate
+    return day
+
+
+@lru_cache(maxsize=4096)
+def reference_day(day: date) -> date:
+    """The day the library should evaluate in place of ``day`` (see the module docstring)."""
+    kind = _official(day)
+    if kind is None:
+        return day
+    library_ph = _library_says_ph(day)
+    if kind == "holiday":
+        return day if library_ph else _nearest(day, 7, _library_says_ph)
+    if kind == "makeup":
+        wednesday = day - timedelta(days=(day.weekday() - 2))
+        return (
+            _nearest(wednesday + timedelta(days=7), 7, _plain)
+            if not _plain(wednesday)
+            else wednesday
+        )
+    return _nearest(day, 7, _plain) if library_ph else day
+
+
+def _plain(day: date) -> bool:
+    """An ordinary day for both calendars."""
+    return _official(day) in ("ordinary", None) and not _library_says_ph(day)
+
+
+def _shift(moment: datetime, days: int) -> datetime:
+    return (moment.astimezone(SHANGHAI).replace(tzinfo=None) + timedelta(days=days)).replace(
+        tzinfo=SHANGHAI
+    )
+
+
+def _day_periods(parsed: oh.OpeningHours, day: date) -> list[tuple[datetime, datetime, str]]:
+    """(begin, end, state) over one real local day, evaluated on its reference day."""
+    ref = reference_day(day)
+    offset = (day - ref).days
+    lo = datetime.combine(ref, time(0), SHANGHAI)
+    hi = lo + timedelta(days=1)
+    periods = []
+    for begin, finish, state, _comment in parsed.intervals(lo, hi):
+        begin = max(begin.astimezone(SHANGHAI), lo)
+        finish = hi if finish is None else min(finish.astimezone(SHANGHAI), hi)
+        if begin < finish:
+            name = (
+                "open"
+                if state == oh.State.OPEN
+                else ("unknown" if state == oh.State.UNKNOWN else "closed")
+            )
+            periods.append((_shift(begin, offset), _shift(finish, offset), name))
+    return periods
+
+
+NEXT_CHANGE_SCAN_DAYS = 14
+
+
+def _next_change(parsed: oh.OpeningHours, local: datetime, current: str) -> datetime | None:
+    """The first later period in another state, day by day; the library's answer past two weeks."""
+    for offset in range(NEXT_CHANGE_SCAN_DAYS):
+        for begin, _finish, state in _day_periods(parsed, local.date() + timedelta(days=offset)):
+            if begin > local and state != current:
+                return begin
+    later = parsed.next_change(_shift(local, NEXT_CHANGE_SCAN_DAYS))
+    return later.astimezone(SHANGHAI) if later is not None else None
+
+
+def _calendar_agrees(first: date, last: date) -> bool:
+    """True when every day in [first, last] is its own reference day."""
+    day = first
+    while day <= last:
+        if reference_day(day) != day:
+            return False
+        day += timedelta(days=1)
+    return True
+
+
 def state_at(expression: str, moment: datetime) -> HoursState:
     """Open or closed at ``moment`` (aware) and the next change, in Asia/Shanghai."""
     parsed = _parse(expression)
     local = moment.astimezone(SHANGHAI)
-    state, _comment = parsed.state(local)
+    # Fast path: no special day between now and the library's next change.
     change = parsed.next_change(local)
+    horizon = (
+        change.astimezone(SHANGHAI).date()
+        if change is not None
+        else local.date() + timedelta(days=NEXT_CHANGE_SCAN_DAYS)
+    )
+    if _calendar_agrees(local.date(), min(horizon, local.date() + timedelta(days=400))):
+        state, _comment = parsed.state(local)
+        return HoursState(
+            open_now=state == oh.State.OPEN,
+            unknown=state == oh.State.UNKNOWN,
+            next_change=change.astimezone(SHANGHAI) if change is not None else None,
+        )
+    current = "closed"
+    for begin, finish, state_name in _day_periods(parsed, local.date()):
+        if begin <= local < finish:
+            current = state_name
+            break
     return HoursState(
-        open_now=state == oh.State.OPEN,
-        unknown=state == oh.State.UNKNOWN,
-        next_change=change.astimezone(SHANGHAI) if change is not None else None,
+        open_now=current == "open",
+        unknown=current == "unknown",
+        next_change=_next_change(parsed, local, current),
     )
 
 
@@ -89,14 +226,16 @@ def open_intervals(
     parsed = _parse(expression)
     lo, hi = start.astimezone(SHANGHAI), end.astimezone(SHANGHAI)
     periods: list[tuple[datetime, datetime]] = []
-    for begin, finish, state, _comment in parsed.intervals(lo, hi):
-        if state != oh.State.OPEN:
-            continue
-        begin = max(begin.astimezone(SHANGHAI), lo)
-        finish = hi if finish is None else min(finish.astimezone(SHANGHAI), hi)
-        if begin < finish:
-            if periods and periods[-1][1] == begin:
-                periods[-1] = (periods[-1][0], finish)
-            else:
-                periods.append((begin, finish))
+    day = lo.date()
+    while datetime.combine(day, time(0), SHANGHAI) < hi:
+        for begin, finish, state in _day_periods(parsed, day):
+            if state != "open":
+                continue
+            begin, finish = max(begin, lo), min(finish, hi)
+            if begin < finish:
+                if periods and periods[-1][1] == begin:
+                    periods[-1] = (periods[-1][0], finish)
+                else:
+                    periods.append((begin, finish))
+        day += timedelta(days=1)
     return periods

@@ -59,3 +59,33 @@ def test_invalid_expressions_are_refused(bad):
 
 def test_valid_expressions_are_kept_stripped():
     assert hours.validate("  Mo-Fr 08:00-18:00; PH off ") == "Mo-Fr 08:00-18:00; PH off"
+
+
+def test_official_holiday_periods_and_make_up_workdays():
+    """The official schedule (chinese-calendar) decides, not only the first holiday day."""
+    office = "Mo-Fr 08:30-17:30; PH off"
+    # 2026-10-05 is a Monday inside the National Day holiday (10-01…10-07): closed.
+    assert not hours.is_open(office, at(2026, 10, 5, 10, 0))
+    # 2026-10-10 is a Saturday worked in exchange (调休): the office opens as on a workday.
+    assert hours.is_open(office, at(2026, 10, 10, 10, 0))
+    # An ordinary Saturday stays closed.
+    assert not hours.is_open(office, at(2026, 10, 17, 10, 0))
+    library = "Mo-Su 09:00-21:00; PH 10:00-17:00"
+    # Holiday hours on every day of the period, not only the first.
+    assert hours.is_open(library, at(2026, 10, 4, 9, 30)) is False
+    assert hours.is_open(library, at(2026, 10, 4, 16, 0))
+    # Next change crosses from the holiday into the make-up pattern correctly.
+    state = hours.state_at(office, at(2026, 10, 7, 12, 0))
+    assert not state.open_now
+    assert state.next_change == at(2026, 10, 8, 8, 30)
+    periods = hours.open_intervals(office, at(2026, 10, 9, 0, 0), at(2026, 10, 11, 0, 0))
+    assert periods == [
+        (at(2026, 10, 9, 8, 30), at(2026, 10, 9, 17, 30)),
+        (at(2026, 10, 10, 8, 30), at(2026, 10, 10, 17, 30)),
+    ]
+
+
+def test_days_the_official_calendar_has_not_published_use_the_library():
+    # chinese-calendar covers published years only; 2027 falls back to the library's calendar.
+    assert not hours.is_open("Mo-Fr 08:00-18:00; PH off", at(2027, 1, 1, 10, 0))
+    assert hours.is_open("Mo-Fr 08:00-18:00; PH off", at(2027, 1, 4, 10, 0))
