@@ -6,9 +6,9 @@ One interface, :class:`SimilarityBackend`, so a backend can be swapped in per pr
   campaign's listed pain points (newest ``MAX_CANDIDATES``) and ranks them by the Jaccard index of
   their character bigrams against the text. Character bigrams suit Chinese, which has no spaces
   between words, and need no segmenter.
-* Still to come (a later slice): an Elasticsearch ``more_like_this`` backend for the services
-  profile, over a pain-point index fed by an outbox like the venues one. :func:`backend_for`
-  is the one place that picks the backend.
+* :class:`search.pain_points.ElasticsearchSimilarity` (services profile): ``more_like_this``
+  over a pain-point index kept in step by a scheduled sync; it falls back to the database method
+  when Elasticsearch fails. :func:`backend_for` is the one place that picks the backend.
 """
 
 from __future__ import annotations
@@ -85,5 +85,12 @@ class DatabaseSimilarity:
 
 
 def backend_for(ctx: AppContext) -> SimilarityBackend:
-    """The similarity backend of this profile (the database one until the ES one lands)."""
+    """Elasticsearch more-like-this when the app has a client (services), else the database."""
+    from elasticsearch import AsyncElasticsearch
+
+    from search.pain_points import ElasticsearchSimilarity
+
+    client = ctx.extras.get("es")
+    if isinstance(client, AsyncElasticsearch):
+        return ElasticsearchSimilarity(client, ctx.settings)
     return DatabaseSimilarity()

@@ -7,6 +7,7 @@ import logging
 from backend.access import AppContext
 from backend.kv import LockNotAcquired
 from backend.scheduler import Jobs
+from search import pain_points
 from search.index import drain, index_exists, reindex
 from venues.models import Venue
 
@@ -26,5 +27,11 @@ async def drain_outbox(ctx: AppContext) -> None:
     await drain(ctx)
 
 
+async def sync_pain_points(ctx: AppContext) -> None:
+    """Bring the pain-point index (similar items) up to date."""
+    await pain_points.sync(ctx)
+
+
 def register(jobs: Jobs) -> None:
     jobs.every("search-index-drain", DRAIN_INTERVAL_SECONDS, drain_outbox)
+    jobs.every("search-pain-points-sync", DRAIN_INTERVAL_SECONDS, sync_pain_points)
