@@ -27,6 +27,8 @@ from crowdsource import scheduled as crowdsource_scheduled
 from crowdsource.challenges import scheduled as challenges_scheduled
 from crowdsource.challenges.views import bp as vendors_bp
 from crowdsource.challenges.views import challenges_bp
+from crowdsource.open311 import bp as open311_bp
+from crowdsource.open311 import clients_bp as open311_clients_bp
 from crowdsource.views import bp as crowdsource_bp
 from search import scheduled as search_scheduled
 from search.views import bp as search_bp
@@ -43,6 +45,8 @@ BLUEPRINTS = (
     vendors_bp,
     challenges_bp,
     notifications_bp,
+    open311_bp,
+    open311_clients_bp,
     search_bp,
     venues_bp,
 )

@@ -87,6 +87,7 @@ class PainPoint(Model):
     lat = fields.FloatField(null=True)
     lng = fields.FloatField(null=True)
     district = fields.CharField(max_length=32, null=True)
+    address = fields.CharField(max_length=200, null=True)
     photo_urls: fields.Field[list] = fields.JSONField(default=list)
     status = fields.CharEnumField(Status, max_length=16, default=Status.SUBMITTED)
     hidden = fields.BooleanField(default=False)
@@ -121,12 +122,20 @@ class Vote(Model):
     )
     audience = fields.CharEnumField(Audience, max_length=16)
     created_at = fields.DatetimeField()
+    # Salted (HMAC with the app secret), truncated hashes: the address, its /24 (IPv6: /48)
+    # and the device id the client sent. Never the clear values (they are personal data).
+    ip_hash = fields.CharField(max_length=16, null=True)
+    net_hash = fields.CharField(max_length=16, null=True)
+    device_hash = fields.CharField(max_length=16, null=True)
+    flag: fields.ForeignKeyNullableRelation[VoteFlag] = fields.ForeignKeyField(
+        "crowdsource.VoteFlag", related_name="flagged_votes", null=True, on_delete=fields.SET_NULL
+    )
 
     class Meta:
         app = "crowdsource"
         table = "crowdsource_vote"
         unique_together = (("pain_point", "user"),)
-        indexes = (("campaign_id", "user_id"),)
+        indexes = (("campaign_id", "user_id"), ("campaign_id", "created_at"))
 
 
 class Participant(Model):
@@ -189,3 +198,75 @@ class Merge(Model):
     class Meta:
         app = "crowdsource"
         table = "crowdsource_merge"
+
+
+class Open311Client(Model):
+    """An Open311 GeoReport client (a civic app) with its hashed key and its service account."""
+
+    id = fields.IntField(primary_key=True)
+    public_id = fields.CharField(max_length=32, unique=True, default=new_public_id)
+    name = fields.CharField(max_length=100)
+    key_prefix = fields.CharField(max_length=16)
+    key_hash = fields.CharField(max_length=64, unique=True)
+    account: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "core.User", related_name="open311_clients", on_delete=fields.CASCADE
+    )
+    audience = fields.CharEnumField(Audience, max_length=16, default=Audience.RESIDENT)
+    organisation = fields.CharField(max_length=100, null=True)
+    requests_per_minute = fields.IntField(default=60)
+    created_by = fields.CharField(max_length=32)
+    created_at = fields.DatetimeField()
+    last_used_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        app = "crowdsource"
+        table = "crowdsource_open311_client"
+
+
+class VoteFlag(Model):
+    """Suspicious voting found by the burst detector, kept for a curator to accept or discard."""
+
+    id = fields.IntField(primary_key=True)
+    public_id = fields.CharField(max_length=32, unique=True, default=new_public_id)
+    campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
+        "crowdsource.Campaign", related_name="vote_flags", on_delete=fields.CASCADE
+    )
+    heuristic = fields.CharField(max_length=32)
+    # What the heuristic grouped by: an address or device hash, or a pain point public id.
+    subject = fields.CharField(max_length=40)
+    pain_point: fields.ForeignKeyNullableRelation[PainPoint] = fields.ForeignKeyField(
+        "crowdsource.PainPoint", related_name="vote_flags", null=True, on_delete=fields.SET_NULL
+    )
+    window_start = fields.DatetimeField()
+    window_end = fields.DatetimeField()
+    votes = fields.IntField(default=0)
+    accounts = fields.IntField(default=0)
+    detail: fields.Field[dict] = fields.JSONField(default=dict)
+    status = fields.CharField(max_length=16, default="open")
+    note = fields.TextField(default="")
+    votes_discarded = fields.IntField(default=0)
+    resolved_by = fields.CharField(max_length=32, null=True)
+    resolved_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        app = "crowdsource"
+        table = "crowdsource_vote_flag"
+        unique_together = (("campaign", "heuristic", "subject", "window_start"),)
+
+
+class RefusalTally(Model):
+    """Refused votes per campaign and reason, flushed from the key-value store's counters."""
+
+    id = fields.IntField(primary_key=True)
+    campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
+        "crowdsource.Campaign", related_name="refusals", on_delete=fields.CASCADE
+    )
+    code = fields.CharField(max_length=40)
+    count = fields.BigIntField(default=0)
+
+    class Meta:
+        app = "crowdsource"
+        table = "crowdsource_refusal_tally"
+        unique_together = (("campaign", "code"),)

@@ -1,13 +1,14 @@
-"""Scheduled work of pain-point campaigns: phase transitions and counter reconciliation."""
+"""Scheduled work of pain-point campaigns: phases, counter reconciliation, vote integrity."""
 
 from __future__ import annotations
 
 from backend.access import AppContext
 from backend.scheduler import Jobs
-from crowdsource import service
+from crowdsource import integrity, service
 
 PHASES_EVERY = 30
 RECONCILE_EVERY = 300
+INTEGRITY_EVERY = 60
 
 
 async def advance_phases(ctx: AppContext) -> None:
@@ -20,6 +21,12 @@ async def reconcile_counters(ctx: AppContext) -> None:
     await service.reconcile_counters(ctx=ctx)
 
 
+async def vote_integrity(ctx: AppContext) -> None:
+    """Flag bursts of suspicious voting and fold the refusal counters into the database."""
+    await integrity.scan(ctx=ctx)
+
+
 def register(jobs: Jobs) -> None:
     jobs.every("crowdsource.phases", PHASES_EVERY, advance_phases)
     jobs.every("crowdsource.reconcile", RECONCILE_EVERY, reconcile_counters)
+    jobs.every("crowdsource.integrity", INTEGRITY_EVERY, vote_integrity)

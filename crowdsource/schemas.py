@@ -195,6 +195,7 @@ class PainPointOut(BaseModel):
     category_label: str
     location: Location | None
     district: str | None
+    address: str | None = Field(default=None, description="Open311 提交时给出的地址")
     photo_urls: list[str]
     audience: Audience
     company_name: str | None
@@ -309,3 +310,123 @@ class CampaignStatistics(BaseModel):
     by_category: list[CategoryStat] = Field(description="公开列出的痛点（待审核与有效，未隐藏）")
     by_district: list[DistrictStat] = Field(description="同上")
     by_day: list[DayStat]
+
+
+# -- Open311 GeoReport v2 ----------------------------------------------------------------
+
+
+class Open311ClientCreate(_In):
+    name: str = Field(min_length=2, max_length=100, description="客户端名称，如 某某随手拍")
+    audience: Audience = Field(
+        default=Audience.RESIDENT, description="经该客户端提交的痛点计入的群体"
+    )
+    organisation: str | None = Field(
+        default=None, min_length=2, max_length=100, description="企业或部门名称（非居民时必填）"
+    )
+    requests_per_minute: int = Field(default=60, ge=1, le=10000)
+
+
+class Open311ClientOut(BaseModel):
+    id: str
+    name: str
+    audience: Audience
+    organisation: str | None
+    prefix: str
+    requests_per_minute: int
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    key: str | None = Field(default=None, description="明文密钥，仅创建时返回一次")
+
+
+class Open311ClientList(BaseModel):
+    items: list[Open311ClientOut]
+
+
+class Open311RequestIn(BaseModel):
+    """The GeoReport v2 POST form. Personal fields (email, names, phone, device and account ids)
+    are not declared, so they are dropped at parsing and never stored, logged or echoed."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    api_key: str = Field(min_length=1, max_length=200)
+    service_code: str = Field(min_length=1, max_length=32)
+    jurisdiction_id: str | None = Field(default=None, max_length=100)
+    lat: float | None = Field(default=None, ge=-90, le=90, description="WGS-84")
+    long: float | None = Field(default=None, ge=-180, le=180, description="WGS-84")
+    address_string: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str = Field(min_length=10, max_length=2000)
+    media_url: HttpUrl | None = None
+
+    @field_validator("media_url")
+    @classmethod
+    def _https(cls, value: HttpUrl | None) -> HttpUrl | None:
+        if value is not None and value.scheme != "https":
+            raise ValueError("照片地址须使用 https")
+        return value
+
+    @field_validator("lat", "long", "address_string", "media_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+class Open311RequestsQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    service_request_id: str | None = Field(
+        default=None, max_length=2000, description="逗号分隔；给出时忽略其他条件"
+    )
+    service_code: str | None = Field(default=None, max_length=500, description="逗号分隔")
+    start_date: AwareDatetime | None = Field(default=None, description="W3C 时间，须带时区")
+    end_date: AwareDatetime | None = Field(default=None, description="W3C 时间，须带时区")
+    status: str | None = Field(default=None, max_length=20, description="open、closed 或二者")
+    jurisdiction_id: str | None = Field(default=None, max_length=100)
+
+
+# -- integrity and moderation queue ------------------------------------------------------
+
+
+class FlagOut(BaseModel):
+    id: str
+    heuristic: str = Field(
+        description="device_accounts / ip_burst / net_burst / new_account_swarm / rate_spike"
+    )
+    reason: str
+    subject: str = Field(description="地址或设备的加盐摘要，或痛点 id")
+    pain_point_id: str | None
+    window_start: datetime
+    window_end: datetime
+    votes: int = Field(description="检测时命中的票数")
+    accounts: int
+    votes_held: int = Field(description="当前归于本标记、尚在计票的票数")
+    account_ids: list[str] = Field(description="涉及的账号（最多 50 个）")
+    status: Literal["open", "accepted", "discarded", "resolving"]
+    note: str | None
+    votes_discarded: int
+    resolved_by: str | None
+    resolved_at: datetime | None
+    created_at: datetime
+
+
+class IntegrityReport(BaseModel):
+    campaign_id: str
+    votes_accepted: int = Field(description="数据库中当前计入的票数（含待复核的）")
+    votes_under_review: int = Field(description="归于未处理标记的票数")
+    votes_discarded: int
+    refused: dict[str, int] = Field(description="被拒绝的投票，按原因代码")
+    refused_total: int
+    flags: list[FlagOut] = Field(description="可疑投票标记，未处理的在前")
+
+
+class FlagResolveIn(_In):
+    decision: Literal["accept", "discard"]
+    note: str = Field(default="", max_length=500)
+
+
+class ModerationQueueQuery(_In):
+    status: Literal["submitted", "hidden"] | None = Field(
+        default=None, description="submitted：待审核；hidden：被举报隐藏待复核；省略：二者"
+    )
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=500)

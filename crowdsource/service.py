@@ -21,6 +21,7 @@ from backend.access import AppContext, Principal
 from backend.audit import record
 from backend.clock import to_local
 from backend.errors import (
+    AppError,
     Conflict,
     Forbidden,
     NotFound,
@@ -29,8 +30,7 @@ from backend.errors import (
     ValidationFailed,
 )
 from backend.models import Role, User
-from backend.security import digest
-from crowdsource import counters, paging
+from crowdsource import counters, integrity, paging
 from crowdsource.models import (
     Audience,
     Campaign,
@@ -483,6 +483,7 @@ def pain_point_out(
         category_label=labels.get(item.category, item.category),
         location=location,
         district=item.district,
+        address=item.address,
         photo_urls=list(item.photo_urls),
         audience=item.audience,
         company_name=item.company_name,
@@ -773,6 +774,51 @@ async def moderate(
     return await get_pain_point_or_raise(public_id, principal=actor)
 
 
+async def moderation_queue(
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    campaign_id: str,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> PainPointList:
+    """Items awaiting review (submitted, or hidden by reports), oldest first."""
+    campaign = await get_campaign_or_raise(campaign_id, principal=principal, now=ctx.clock.now())
+    query = paging.fingerprint("moderation", campaign.public_id, status)
+    secret = ctx.settings.jwt_secret
+    qs = PainPoint.filter(campaign_id=campaign.id)
+    if status == "submitted":
+        qs = qs.filter(status=Status.SUBMITTED, hidden=False)
+    elif status == "hidden":
+        qs = qs.filter(hidden=True)
+    else:
+        qs = qs.filter(Q(status=Status.SUBMITTED) | Q(hidden=True))
+    if cursor:
+        at, pid = paging.decode(cursor, query=query, secret=secret, shape=(str, str))
+        moment = _parse_time(at)
+        qs = qs.filter(Q(created_at__gt=moment) | Q(created_at=moment, public_id__gt=pid))
+    rows = await qs.order_by("created_at", "public_id").limit(limit + 1)
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = paging.encode(
+            [last.created_at.isoformat(), last.public_id], query=query, secret=secret
+        )
+    try:
+        await counters.ensure_built(ctx=ctx, campaign=campaign)
+        counts = await counters.read_all(ctx=ctx, campaign=campaign)
+    except counters.KV_ERRORS:
+        log.warning("vote counters unreachable, counting in the database")
+        counts = await counters.database_counts(campaign=campaign)
+    await _with_links(page)
+    return PainPointList(
+        items=[pain_point_out(i, campaign, counts.get(i.public_id)) for i in page],
+        next_cursor=next_cursor,
+    )
+
+
 async def report_pain_point(
     *, ctx: AppContext, principal: Principal, public_id: str, reason: str
 ) -> ReportOut:
@@ -1009,12 +1055,16 @@ async def fold_leftover_votes(*, ctx: AppContext, campaign: Campaign) -> int:
 async def _check_vote_rate(
     *, ctx: AppContext, campaign: Campaign, principal: Principal, client_ip: str
 ) -> None:
+    secret = ctx.settings.jwt_secret
     checks = (
         (
             f"cs:vote:user:{campaign.public_id}:{principal.user_id}",
             campaign.votes_per_minute_person,
         ),
-        (f"cs:vote:ip:{campaign.public_id}:{digest(client_ip)[:24]}", campaign.votes_per_minute_ip),
+        (
+            f"cs:vote:ip:{campaign.public_id}:{integrity.ip_hash(secret, client_ip)}",
+            campaign.votes_per_minute_ip,
+        ),
     )
     for key, per_minute in checks:
         result = await ctx.kv.hit(key, limit=per_minute, window=60)
@@ -1064,12 +1114,34 @@ async def _bump(
 
 
 async def cast_vote(
-    *, ctx: AppContext, principal: Principal, public_id: str, client_ip: str
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    public_id: str,
+    client_ip: str,
+    device_id: str | None = None,
 ) -> VoteOut:
     """One vote per person per pain point while voting is open, within the budget."""
     item = await PainPoint.get_or_none(public_id=public_id).select_related("campaign")
     if item is None:
         raise NotFound("痛点不存在", code="pain_point_not_found")
+    try:
+        return await _cast_vote(
+            ctx=ctx, principal=principal, item=item, client_ip=client_ip, device_id=device_id
+        )
+    except AppError as exc:
+        await integrity.count_refusal(ctx=ctx, campaign=item.campaign, code=exc.code)
+        raise
+
+
+async def _cast_vote(
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    item: PainPoint,
+    client_ip: str,
+    device_id: str | None,
+) -> VoteOut:
     campaign = item.campaign
     await _check_vote_rate(ctx=ctx, campaign=campaign, principal=principal, client_ip=client_ip)
     now = ctx.clock.now()
@@ -1078,6 +1150,9 @@ async def cast_vote(
     audience = voter_audience(principal.role)
     _require_invited(campaign, audience)
     user_pk = await _user_pk(principal)
+    ip_hash, net_hash, device_hash = integrity.origin_hashes(
+        ctx.settings.jwt_secret, client_ip, device_id
+    )
     try:
         await counters.ensure_built(ctx=ctx, campaign=campaign)
     except counters.KV_ERRORS:
@@ -1094,6 +1169,9 @@ async def cast_vote(
                 user_id=user_pk,
                 audience=audience,
                 created_at=now,
+                ip_hash=ip_hash,
+                net_hash=net_hash,
+                device_hash=device_hash,
             )
             # The budget: one conditional UPDATE of the person's row, serialised by the database.
             tally = Participant.filter(campaign_id=campaign.id, user_id=user_pk)

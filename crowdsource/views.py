@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, raw
 
 from backend.access import Call, endpoint
 from backend.geo import CoordSystem
 from backend.models import Role
-from crowdsource import service, statistics
+from crowdsource import exports, integrity, service, statistics
 from crowdsource.schemas import (
     CampaignCreate,
     CampaignList,
@@ -16,8 +17,12 @@ from crowdsource.schemas import (
     CampaignStatistics,
     CampaignUpdate,
     CoordQuery,
+    FlagOut,
+    FlagResolveIn,
+    IntegrityReport,
     MergeIn,
     ModerationIn,
+    ModerationQueueQuery,
     PainPointCreate,
     PainPointList,
     PainPointListQuery,
@@ -153,6 +158,49 @@ async def list_pain_points(request: Request, call: Call, campaign_id: str) -> Pa
     )
 
 
+EXPORT_DOC = (
+    "每条痛点（任何状态）：编号、标题、分类、区县、提交群体、状态、总票数与分群体票数（按数据库计数）、"
+    "提交时间（北京时间）；不含任何个人信息。"
+)
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _attachment(body: bytes, content_type: str, name: str) -> HTTPResponse:
+    return raw(
+        body,
+        content_type=content_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@bp.get("/campaigns/<campaign_id:str>/pain-points/export.csv")
+@endpoint(
+    summary="导出痛难点及票数（CSV，UTF-8 带 BOM）",
+    tag=TAG,
+    roles=MANAGERS,
+    errors=(404,),
+    description=EXPORT_DOC,
+)
+async def export_csv(request: Request, call: Call, campaign_id: str) -> HTTPResponse:
+    export = await exports.export_rows(ctx=call.ctx, principal=call.user, campaign_id=campaign_id)
+    body = await exports.to_csv(export)
+    return _attachment(body, "text/csv; charset=utf-8", exports.filename(export, "csv"))
+
+
+@bp.get("/campaigns/<campaign_id:str>/pain-points/export.xlsx")
+@endpoint(
+    summary="导出痛难点及票数（Excel XLSX）",
+    tag=TAG,
+    roles=MANAGERS,
+    errors=(404,),
+    description=EXPORT_DOC,
+)
+async def export_xlsx(request: Request, call: Call, campaign_id: str) -> HTTPResponse:
+    export = await exports.export_rows(ctx=call.ctx, principal=call.user, campaign_id=campaign_id)
+    body = await exports.to_xlsx(export)
+    return _attachment(body, XLSX_TYPE, exports.filename(export, "xlsx"))
+
+
 @bp.get("/campaigns/<campaign_id:str>/pain-points/similar")
 @endpoint(
     summary="提交前查找相似痛难点",
@@ -262,12 +310,17 @@ async def report(request: Request, call: Call, pain_point_id: str) -> ReportOut:
     response=VoteOut,
     status=201,
     errors=(404, 409, 422, 429),
-    description="409 already_voted / phase_closed / pain_point_hidden；"
+    description="可带 X-Device-Id 头（小程序设备标识，只存其加盐摘要，用于识别刷票）。"
+    "409 already_voted / phase_closed / pain_point_hidden；"
     "422 pain_point_invalid / pain_point_duplicate / vote_budget_exhausted；429 带 Retry-After。",
 )
 async def vote(request: Request, call: Call, pain_point_id: str) -> VoteOut:
     return await service.cast_vote(
-        ctx=call.ctx, principal=call.user, public_id=pain_point_id, client_ip=call.client_ip
+        ctx=call.ctx,
+        principal=call.user,
+        public_id=pain_point_id,
+        client_ip=call.client_ip,
+        device_id=request.headers.get("x-device-id"),
     )
 
 
@@ -282,4 +335,61 @@ async def vote(request: Request, call: Call, pain_point_id: str) -> VoteOut:
 async def withdraw_vote(request: Request, call: Call, pain_point_id: str) -> VoteOut:
     return await service.withdraw_vote(
         ctx=call.ctx, principal=call.user, public_id=pain_point_id, client_ip=call.client_ip
+    )
+
+
+@bp.get("/campaigns/<campaign_id:str>/integrity")
+@endpoint(
+    summary="投票诚信报告：计入、拒绝（按原因）、可疑标记",
+    tag=TAG,
+    roles=MANAGERS,
+    response=IntegrityReport,
+    errors=(404,),
+    description="可疑投票由每分钟运行的检测任务标记（规则见 docs/architecture.md）；"
+    "被标记的票在处理前照常计入。",
+)
+async def integrity_report(request: Request, call: Call, campaign_id: str) -> IntegrityReport:
+    campaign = await service.get_campaign_or_raise(
+        campaign_id, principal=call.user, now=call.clock.now()
+    )
+    return await integrity.report(ctx=call.ctx, campaign=campaign)
+
+
+@bp.post("/campaigns/<campaign_id:str>/flags/<flag_id:str>/resolve")
+@endpoint(
+    summary="处理可疑投票标记：accept 保留 / discard 作废这些票",
+    tag=TAG,
+    roles=MANAGERS,
+    body=FlagResolveIn,
+    response=FlagOut,
+    errors=(404, 409),
+    description="discard 从计票中删除归于该标记的票，并立即重建实时计数与排名。",
+)
+async def resolve_flag(request: Request, call: Call, campaign_id: str, flag_id: str) -> FlagOut:
+    campaign = await service.get_campaign_or_raise(
+        campaign_id, principal=call.user, now=call.clock.now()
+    )
+    return await integrity.resolve_flag(
+        ctx=call.ctx, actor=call.user, campaign=campaign, flag_id=flag_id, data=call.body
+    )
+
+
+@bp.get("/campaigns/<campaign_id:str>/moderation")
+@endpoint(
+    summary="审核队列：待审核与被举报隐藏的痛点，最早的在前",
+    tag=TAG,
+    roles=MANAGERS,
+    query=ModerationQueueQuery,
+    response=PainPointList,
+    errors=(404,),
+)
+async def moderation_queue(request: Request, call: Call, campaign_id: str) -> PainPointList:
+    q = call.query
+    return await service.moderation_queue(
+        ctx=call.ctx,
+        principal=call.user,
+        campaign_id=campaign_id,
+        status=q.status,
+        limit=q.limit,
+        cursor=q.cursor,
     )

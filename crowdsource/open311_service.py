@@ -1,0 +1,372 @@
+"""Open311 GeoReport v2 intake: clients and their keys, services, requests and their status.
+
+* **Clients.** Each Open311 client (a civic-reporting app) gets a dedicated key from the bureau
+  (``POST /api/v1/open311/clients``), not an operator ``ApiKey``: the spec sends the key in the
+  form (``api_key``), and an Open311 key must open nothing but ``POST requests``. Only the key's
+  SHA-256 digest is stored (the key is 32 random bytes, shown once); revoking sets ``revoked_at``.
+* **Author.** Each client has its own service account (a ``User`` with no openid, username or
+  password, so nobody can sign in as it), which authors every request the client submits. The
+  client's ``audience`` (resident by default; department or enterprise with an organisation
+  name) is the audience of those pain points. The per-person submission cap does not apply to a
+  service account (it speaks for many people); a per-client rate limit does instead.
+* **Personal data.** The spec's personal fields (email, first/last name, phone, device and
+  account ids) are never declared in the form schema, so they are dropped at parsing: not stored,
+  not logged, not echoed. ``account_id`` is answered as null.
+* **Campaign.** Requests go into the campaign that is collecting now (the most recently started
+  one if several are); services are that campaign's categories.
+* **Status.** submitted / valid → ``open``; invalid, duplicate and merged → ``closed`` with
+  ``status_notes`` saying why. Hidden items (awaiting review after reports) are not listed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from backend.access import AppContext, Principal
+from backend.audit import record
+from backend.clock import isoformat
+from backend.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    ValidationFailed,
+)
+from backend.models import Role, User
+from backend.security import digest, new_secret
+from crowdsource.models import (
+    Audience,
+    Campaign,
+    Merge,
+    Open311Client,
+    PainPoint,
+    Participant,
+    Status,
+)
+from crowdsource.schemas import (
+    Open311ClientCreate,
+    Open311ClientList,
+    Open311ClientOut,
+    Open311RequestIn,
+    Open311RequestsQuery,
+)
+from crowdsource.service import LISTED, _check_category, _require_invited
+
+log = logging.getLogger("smartcircle.open311")
+
+DEFAULT_WINDOW = timedelta(days=90)
+MAX_WINDOW = timedelta(days=90)
+MAX_RESULTS = 1000
+MAX_IDS = 200
+OPEN, CLOSED = "open", "closed"
+_SENTENCE_END = re.compile(r"[。！？!?；;\n]")
+NOTICE = "已收到，审核通过后将公开并参与投票"
+
+
+# -- clients ----------------------------------------------------------------------------
+
+
+def client_out(client: Open311Client, key: str | None = None) -> Open311ClientOut:
+    return Open311ClientOut(
+        id=client.public_id,
+        name=client.name,
+        audience=client.audience,
+        organisation=client.organisation,
+        prefix=client.key_prefix,
+        requests_per_minute=client.requests_per_minute,
+        created_at=client.created_at,
+        last_used_at=client.last_used_at,
+        revoked_at=client.revoked_at,
+        key=key,
+    )
+
+
+async def create_client(
+    *, ctx: AppContext, actor: Principal, data: Open311ClientCreate
+) -> Open311ClientOut:
+    """Register an Open311 client with its service account; the clear key is shown once."""
+    if data.audience is not Audience.RESIDENT and not data.organisation:
+        raise ValidationFailed(fields={"organisation": "企业或部门客户端须填写名称"})
+    prefix = new_secret(6)[:8]
+    clear = f"o311_{prefix}_{new_secret(32)}"
+    now = ctx.clock.now()
+    async with in_transaction():
+        account = await User.create(role=Role.RESIDENT, display_name=f"Open311:{data.name}"[:64])
+        client = await Open311Client.create(
+            name=data.name,
+            key_prefix=prefix,
+            key_hash=digest(clear),
+            account_id=account.id,
+            audience=data.audience,
+            organisation=data.organisation if data.audience is not Audience.RESIDENT else None,
+            requests_per_minute=data.requests_per_minute,
+            created_by=actor.user_id,
+            created_at=now,
+        )
+        await record(
+            ctx=ctx,
+            actor=actor,
+            action="open311_client.create",
+            obj=("open311_client", client.public_id),
+            detail={"audience": data.audience.value, "account": account.public_id},
+        )
+    return client_out(client, key=clear)
+
+
+async def list_clients() -> Open311ClientList:
+    """Every Open311 client, oldest first (keys are never shown again)."""
+    return Open311ClientList(
+        items=[client_out(c) for c in await Open311Client.all().order_by("id")]
+    )
+
+
+async def revoke_client(*, ctx: AppContext, actor: Principal, public_id: str) -> None:
+    """Revoke a client's key, audited."""
+    now = ctx.clock.now()
+    updated = await Open311Client.filter(public_id=public_id, revoked_at__isnull=True).update(
+        revoked_at=now
+    )
+    if not updated:
+        raise NotFound("Open311 客户端不存在或已吊销", code="open311_client_not_found")
+    await record(
+        ctx=ctx, actor=actor, action="open311_client.revoke", obj=("open311_client", public_id)
+    )
+
+
+async def _client_for_key(*, ctx: AppContext, key: str) -> Open311Client:
+    client = await Open311Client.get_or_none(key_hash=digest(key), revoked_at__isnull=True)
+    if client is None:
+        raise Forbidden("api_key: API 密钥无效或已吊销 (invalid api_key)", code="invalid_api_key")
+    if not await User.filter(id=client.account_id, is_active=True).exists():  # type: ignore[attr-defined]
+        raise Forbidden("api_key: 该客户端已停用 (client disabled)", code="invalid_api_key")
+    now = ctx.clock.now()
+    if client.last_used_at is None or (now - client.last_used_at).total_seconds() > 60:
+        await Open311Client.filter(id=client.id).update(last_used_at=now)
+    return client
+
+
+# -- services ---------------------------------------------------------------------------
+
+
+async def collecting_campaign(*, ctx: AppContext) -> Campaign | None:
+    """The campaign collecting now (the most recently started one if several are)."""
+    now = ctx.clock.now()
+    return (
+        await Campaign.filter(
+            collecting_starts_at__lte=now, collecting_ends_at__gt=now, closes_at__gt=now
+        )
+        .order_by("-collecting_starts_at", "public_id")
+        .first()
+    )
+
+
+async def list_services(*, ctx: AppContext) -> list[dict[str, Any]]:
+    """One service per category of the collecting campaign (none when no campaign collects)."""
+    campaign = await collecting_campaign(ctx=ctx)
+    if campaign is None:
+        return []
+    return [
+        {
+            "service_code": c["code"],
+            "service_name": c["label"],
+            "description": f"{campaign.title}：{c['label']}",
+            "metadata": False,
+            "type": "realtime",
+            "keywords": ",".join(dict.fromkeys(["痛难点", c["label"], c["code"]])),
+            "group": campaign.title,
+        }
+        for c in campaign.categories
+    ]
+
+
+# -- requests ---------------------------------------------------------------------------
+
+
+def _title_from(description: str) -> str:
+    """A title for the pain point: the first sentence, at most 30 characters."""
+    first = _SENTENCE_END.split(description.strip(), maxsplit=1)[0].strip()
+    if len(first) < 4:
+        first = description.strip()
+    return first[:30]
+
+
+async def submit_request(*, ctx: AppContext, data: Open311RequestIn) -> dict[str, Any]:
+    """Create a pain point in the collecting campaign for the client holding the key."""
+    client = await _client_for_key(ctx=ctx, key=data.api_key)
+    limit = await ctx.kv.hit(
+        f"o311:rate:{client.public_id}", limit=client.requests_per_minute, window=60
+    )
+    if not limit.allowed:
+        raise RateLimited(limit.retry_after, "提交过于频繁，请稍后再试 (rate limited)")
+    if data.lat is None and data.long is None and not data.address_string:
+        raise ValidationFailed(
+            fields={"lat": "须给出 lat/long 或 address_string (location required)"}
+        )
+    if (data.lat is None) != (data.long is None):
+        raise ValidationFailed(
+            fields={"long" if data.long is None else "lat": "lat 与 long 须同时给出"}
+        )
+    campaign = await collecting_campaign(ctx=ctx)
+    if campaign is None:
+        raise Conflict("当前没有正在征集的活动 (no campaign is collecting)", code="phase_closed")
+    try:
+        _check_category(campaign, data.service_code)
+    except ValidationFailed:
+        raise ValidationFailed(
+            fields={"service_code": "不是当前征集活动的服务代码 (unknown service_code)"}
+        ) from None
+    _require_invited(campaign, client.audience)
+    now = ctx.clock.now()
+    organisation = client.organisation
+    async with in_transaction():
+        await Participant.bulk_create(
+            [Participant(campaign_id=campaign.id, user_id=client.account_id)],  # type: ignore[attr-defined]
+            ignore_conflicts=True,
+        )
+        await Participant.filter(
+            campaign_id=campaign.id,
+            user_id=client.account_id,  # type: ignore[attr-defined]
+        ).update(submissions=F("submissions") + 1)
+        item = await PainPoint.create(
+            campaign_id=campaign.id,
+            author_id=client.account_id,  # type: ignore[attr-defined]
+            audience=client.audience,
+            company_name=organisation if client.audience is Audience.ENTERPRISE else None,
+            department_name=organisation if client.audience is Audience.DEPARTMENT else None,
+            title=_title_from(data.description),
+            description=data.description,
+            category=data.service_code,
+            lat=data.lat,
+            lng=data.long,
+            address=data.address_string,
+            photo_urls=[str(data.media_url)] if data.media_url else [],
+            created_at=now,
+            updated_at=now,
+        )
+    log.info("open311 request", extra={"client": client.public_id, "pain_point": item.public_id})
+    return {"service_request_id": item.public_id, "service_notice": NOTICE, "account_id": None}
+
+
+@dataclass(frozen=True)
+class _Links:
+    duplicate_of: dict[int, str]
+    merged_into: dict[int, str]
+
+
+async def _links(items: list[PainPoint]) -> _Links:
+    ids = [i.id for i in items]
+    merged = await Merge.filter(source_id__in=ids).values_list("source_id", "target_id")
+    wanted = {i.duplicate_of_id for i in items if i.duplicate_of_id}  # type: ignore[attr-defined]
+    wanted |= {int(t) for _, t in merged}  # type: ignore[misc]
+    names: dict[int, str] = {}
+    if wanted:
+        rows = await PainPoint.filter(id__in=wanted).values_list("id", "public_id")
+        names = {int(pk): str(pid) for pk, pid in rows}  # type: ignore[misc]
+    return _Links(
+        duplicate_of={
+            i.id: names.get(i.duplicate_of_id, "")  # type: ignore[attr-defined]
+            for i in items
+            if i.duplicate_of_id  # type: ignore[attr-defined]
+        },
+        merged_into={int(s): names.get(int(t), "") for s, t in merged},  # type: ignore[misc]
+    )
+
+
+def _status(item: PainPoint, links: _Links) -> tuple[str, str]:
+    if item.id in links.merged_into:
+        return CLOSED, f"已合并到痛点 {links.merged_into[item.id]}，请关注该条"
+    if item.status is Status.DUPLICATE:
+        return CLOSED, f"与痛点 {links.duplicate_of.get(item.id, '')} 重复，请关注该条"
+    if item.status is Status.INVALID:
+        reason = item.moderation_reason.strip()
+        return CLOSED, f"不予受理：{reason}" if reason else "不予受理"
+    if item.status is Status.VALID:
+        return OPEN, "已审核通过，正在征集投票"
+    return OPEN, "待审核"
+
+
+def _request_out(item: PainPoint, campaign: Campaign, links: _Links) -> dict[str, Any]:
+    labels = {c["code"]: c["label"] for c in campaign.categories}
+    status, notes = _status(item, links)
+    return {
+        "service_request_id": item.public_id,
+        "status": status,
+        "status_notes": notes,
+        "service_name": labels.get(item.category, item.category),
+        "service_code": item.category,
+        # An item judged invalid is not republished: its text stays out of the feed.
+        "description": "" if item.status is Status.INVALID else item.description,
+        "agency_responsible": "",
+        "service_notice": "",
+        "requested_datetime": isoformat(item.created_at),
+        "updated_datetime": isoformat(item.updated_at),
+        "expected_datetime": None,
+        "address": item.address or "",
+        "address_id": None,
+        "zipcode": None,
+        "lat": item.lat,
+        "long": item.lng,
+        "media_url": item.photo_urls[0] if item.photo_urls else "",
+    }
+
+
+def _visible() -> Q:
+    # Public: not hidden for review, in a campaign that has started collecting.
+    return Q(hidden=False)
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+async def list_requests(*, ctx: AppContext, query: Open311RequestsQuery) -> list[dict[str, Any]]:
+    """Requests by the spec's filters, newest first, at most 1000."""
+    qs = PainPoint.filter(_visible()).select_related("campaign")
+    ids = _split(query.service_request_id)
+    if ids:
+        if len(ids) > MAX_IDS:
+            raise ValidationFailed(fields={"service_request_id": f"最多 {MAX_IDS} 个"})
+        qs = qs.filter(public_id__in=ids)
+    else:
+        start, end = query.start_date, query.end_date
+        if start is None:
+            end = end or ctx.clock.now()
+            start = end - DEFAULT_WINDOW
+        elif end is None:
+            end = start + DEFAULT_WINDOW
+        if start > end:
+            raise ValidationFailed(fields={"start_date": "不能晚于 end_date"})
+        if end - start > MAX_WINDOW:
+            raise ValidationFailed(fields={"end_date": "时间范围不能超过 90 天"})
+        qs = qs.filter(created_at__gte=start, created_at__lte=end)
+        codes = _split(query.service_code)
+        if codes:
+            qs = qs.filter(category__in=codes)
+        statuses = set(_split(query.status))
+        if statuses - {OPEN, CLOSED}:
+            raise ValidationFailed(fields={"status": "只能是 open、closed"})
+        if statuses == {OPEN}:
+            qs = qs.filter(status__in=LISTED)
+        elif statuses == {CLOSED}:  # merged items are duplicates too
+            qs = qs.filter(status__in=(Status.INVALID, Status.DUPLICATE))
+    items = await qs.order_by("-created_at", "-id").limit(MAX_RESULTS)
+    items = [i for i in items if i.campaign.collecting_starts_at <= ctx.clock.now()]
+    links = await _links(items)
+    return [_request_out(i, i.campaign, links) for i in items]
+
+
+async def get_request(*, ctx: AppContext, public_id: str) -> list[dict[str, Any]]:
+    """One request (as the spec's one-element list), or 404."""
+    item = (
+        await PainPoint.filter(_visible(), public_id=public_id).select_related("campaign").first()
+    )
+    if item is None or item.campaign.collecting_starts_at > ctx.clock.now():
+        raise NotFound("service_request_id: 没有这条请求 (not found)", code="request_not_found")
+    return [_request_out(item, item.campaign, await _links([item]))]
