@@ -10,7 +10,7 @@ EMBEDDED_ENV := env -u DATABASE_URL -u REDIS_URL -u ELASTICSEARCH_URL -u TEST_DA
 PYTEST_ARGS ?=
 
 .PHONY: help install migrate makemigrations demo serve lint test test-embedded test-services \
-        services-up services-down bench clean
+        services-up services-down reindex bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ services-up: ## install (if needed) and start PostgreSQL, Redis, Elasticsearch o
 
 services-down: ## stop the services (data stays under var/)
 	bash scripts/services-down.sh
+
+reindex: install ## rebuild the Elasticsearch venue index and swap the alias (services settings)
+	$(BIN)/python -m search reindex
 
 bench: install ## speed measurements (bench/)
 	$(EMBEDDED_ENV) $(BIN)/python -m bench
