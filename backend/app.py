@@ -32,6 +32,8 @@ from crowdsource.open311 import clients_bp as open311_clients_bp
 from crowdsource.views import bp as crowdsource_bp
 from search import scheduled as search_scheduled
 from search.views import bp as search_bp
+from venues.bookings import scheduled as bookings_scheduled
+from venues.bookings.views import bp as bookings_bp
 from venues.views import bp as venues_bp
 
 log = logging.getLogger("smartcircle.access")
@@ -49,12 +51,14 @@ BLUEPRINTS = (
     open311_clients_bp,
     search_bp,
     venues_bp,
+    bookings_bp,
 )
 JOB_REGISTRATIONS = (
     scheduler.register,
     search_scheduled.register,
     crowdsource_scheduled.register,
     challenges_scheduled.register,
+    bookings_scheduled.register,
 )
 
 

@@ -23,6 +23,7 @@ APPS: dict[str, tuple[list[str], str]] = {
     "crowdsource": (["crowdsource.models"], "crowdsource.migrations"),
     "venues": (["venues.models"], "venues.migrations"),
     "search": (["search.models"], "search.migrations"),
+    "bookings": (["venues.bookings.models"], "venues.bookings.migrations"),
 }
 
 
@@ -98,6 +99,9 @@ def register_database(app: Sanic, settings: Settings) -> None:
     @app.before_server_start
     async def _open(app: Sanic) -> None:
         await open_database(settings)
+        # Connect now, before any request or job: the first use must not race to open the
+        # connection (a cancelled lazy open can leave the SQLite client's lock held).
+        await ping()
 
     @app.after_server_stop
     async def _close(app: Sanic) -> None:

@@ -3,6 +3,12 @@
 Codes drive the answer: ``ok-<x>`` signs in openid ``o-<x>``; ``union-<x>`` adds a unionid;
 ``invalid``, ``used``, ``limited``, ``busy``, ``risky`` give WeChat's error codes; ``crash`` answers
 HTTP 500; ``garbage`` answers a non-JSON body; ``slow`` waits longer than the client's timeout.
+
+Subscription messages: ``GET /cgi-bin/token`` issues access tokens and ``POST
+/cgi-bin/message/subscribe/send`` records each accepted message in :attr:`WeChatStub.sent`.
+:meth:`WeChatStub.fail_next` queues failures for the next sends (``busy`` errcode -1, ``http500``,
+``refused`` 43101, ``bad_openid`` 40003, ``token_expired`` 42001, ``slow``: delivered but answered
+after the client's timeout).
 """
 
 from __future__ import annotations
@@ -24,6 +30,24 @@ ERRORS = {
 }
 
 
+SEND_FAILURES = {
+    "busy": (-1, "system error"),
+    "refused": (43101, "user refuse to accept the msg"),
+    "bad_openid": (40003, "invalid openid"),
+    "token_expired": (42001, "access_token expired"),
+}
+
+
+class _Subscribe:
+    """State of the subscription-message endpoints (shared by the handler threads)."""
+
+    lock = threading.Lock()
+    tokens_issued: list[str] = []
+    revoked: set[str] = set()
+    sent: list[dict[str, object]] = []
+    failures: list[str] = []
+
+
 class _Handler(BaseHTTPRequestHandler):
     calls: list[dict[str, str]] = []
 
@@ -40,6 +64,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server API
         parts = urlsplit(self.path)
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if parts.path == "/cgi-bin/token":
+            self._token(params)
+            return
         type(self).calls.append(params)
         if parts.path != "/sns/jscode2session":
             self._send(404, b'{"errcode":404,"errmsg":"not found"}')
@@ -70,6 +97,57 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(200, json.dumps({"errcode": 40029, "errmsg": "invalid code"}).encode())
 
+    def _token(self, params: dict[str, str]) -> None:
+        if params.get("appid") != APPID or params.get("secret") != SECRET:
+            self._send(200, json.dumps({"errcode": 40013, "errmsg": "invalid appid"}).encode())
+            return
+        if params.get("grant_type") != "client_credential":
+            self._send(200, json.dumps({"errcode": 40002, "errmsg": "invalid grant"}).encode())
+            return
+        with _Subscribe.lock:
+            token = f"at-{len(_Subscribe.tokens_issued) + 1}"
+            _Subscribe.tokens_issued.append(token)
+        self._send(200, json.dumps({"access_token": token, "expires_in": 7200}).encode())
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server API
+        parts = urlsplit(self.path)
+        params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if parts.path != "/cgi-bin/message/subscribe/send":
+            self._send(404, b'{"errcode":404,"errmsg":"not found"}')
+            return
+        with _Subscribe.lock:
+            failure = _Subscribe.failures.pop(0) if _Subscribe.failures else None
+            token = params.get("access_token", "")
+            known = token in _Subscribe.tokens_issued and token not in _Subscribe.revoked
+        if not known:
+            self._send(200, json.dumps({"errcode": 40001, "errmsg": "invalid credential"}).encode())
+            return
+        if failure == "http500":
+            self._send(500, b"internal error", "text/plain")
+            return
+        if failure == "slow":  # delivered, but answered after the client gave up
+            time.sleep(1.5)
+        if failure in SEND_FAILURES:
+            errcode, errmsg = SEND_FAILURES[failure]
+            if failure == "token_expired":
+                with _Subscribe.lock:
+                    _Subscribe.revoked.add(token)
+            self._send(200, json.dumps({"errcode": errcode, "errmsg": errmsg}).encode())
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._send(200, json.dumps({"errcode": 47001, "errmsg": "data format error"}).encode())
+            return
+        if not isinstance(body, dict) or not body.get("touser") or not body.get("template_id"):
+            self._send(200, json.dumps({"errcode": 47003, "errmsg": "argument invalid"}).encode())
+            return
+        with _Subscribe.lock:
+            _Subscribe.sent.append(body)
+        self._send(200, json.dumps({"errcode": 0, "errmsg": "ok"}).encode())
+
 
 class WeChatStub:
     """Runs the server in a daemon thread on an ephemeral loopback port."""
@@ -86,6 +164,28 @@ class WeChatStub:
     @property
     def calls(self) -> list[dict[str, str]]:
         return _Handler.calls
+
+    @property
+    def sent(self) -> list[dict[str, object]]:
+        """Subscription messages accepted so far."""
+        return _Subscribe.sent
+
+    @property
+    def tokens_issued(self) -> list[str]:
+        return _Subscribe.tokens_issued
+
+    def fail_next(self, *failures: str) -> None:
+        """Make the next sends fail in these ways, in order."""
+        with _Subscribe.lock:
+            _Subscribe.failures.extend(failures)
+
+    def reset_subscribe(self) -> None:
+        """Forget sent messages, queued failures and issued tokens."""
+        with _Subscribe.lock:
+            _Subscribe.sent.clear()
+            _Subscribe.failures.clear()
+            _Subscribe.tokens_issued.clear()
+            _Subscribe.revoked.clear()
 
     def start(self) -> WeChatStub:
         self.thread.start()
