@@ -10,7 +10,7 @@ EMBEDDED_ENV := env -u DATABASE_URL -u REDIS_URL -u ELASTICSEARCH_URL -u TEST_DA
 PYTEST_ARGS ?=
 
 .PHONY: help install migrate makemigrations demo serve lint test test-embedded test-services \
-        services-up services-down reindex bench clean
+        services-up services-down reindex bench bench-services clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -61,8 +61,11 @@ services-down: ## stop the services (data stays under var/)
 reindex: install ## rebuild the Elasticsearch venue index and swap the alias (services settings)
 	$(BIN)/python -m search reindex
 
-bench: install ## speed measurements (bench/)
+bench: install ## speed measurements on the embedded profile (bench/)
 	$(EMBEDDED_ENV) $(BIN)/python -m bench
+
+bench-services: install services-up ## the same measurements on PostgreSQL, Redis, Elasticsearch
+	source var/services/env && BENCH_PROFILE=services $(BIN)/python -m bench
 
 clean: ## remove the virtualenv and local data
 	rm -rf $(VENV) var

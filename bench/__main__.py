@@ -3,7 +3,9 @@
 Each figure is requests (or operations) per second over a fixed count, with latency percentiles,
 measured in one run on this machine; compare figures from the same run only.
 ``BENCH_VENUES`` sets the size of the city for the search figures (default 20,000; the issue's
-scale is 100,000+: ``BENCH_VENUES=100000 make bench``).
+scale is 100,000+: ``BENCH_VENUES=100000 make bench``). ``make bench-services`` runs the same
+figures against PostgreSQL, Redis and Elasticsearch (``BENCH_PROFILE=services``; it empties the
+schema of ``TEST_DATABASE_URL`` first, like the test suite).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from pathlib import Path
 
 import httpx
 from sanic import Sanic
+from tortoise import connections
 
 from backend import db
+from backend.access import AppContext
 from backend.app import create_app
 from backend.config import Settings
-from backend.kv import MemoryKeyValue
 from backend.models import Role, User
 from backend.security import encode_access_token
 
@@ -50,16 +53,37 @@ async def _timed(label: str, count: int, make_call, concurrency: int = 20) -> No
     )
 
 
+async def _settings(tmp: str) -> Settings:
+    common = {
+        "scheduler_enabled": False,
+        "log_level": "WARNING",
+        "var_dir": Path(tmp),
+        "kv_prefix": "bench:",
+        "es_index_prefix": "bench",
+    }
+    if os.environ.get("BENCH_PROFILE") == "services":
+        settings = Settings.from_env(database_url=os.environ["TEST_DATABASE_URL"], **common)
+        await db.open_database(settings)
+        await connections.get("default").execute_script(
+            "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
+        )
+        await db.close_database()
+        return settings
+    return Settings(**common).resolved()  # type: ignore[arg-type]
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="smartcircle-bench-") as tmp:
-        settings = Settings(var_dir=Path(tmp), scheduler_enabled=False, log_level="WARNING")
-        settings = settings.resolved()
+        settings = await _settings(tmp)
+        print(f"profile: {settings.profile}")
         await db.migrate(settings)
         app = create_app(settings)
         app.asgi = True
         await app._startup()
         await app._server_event("init", "before")
         await app._server_event("init", "after")
+        ctx = app.ctx.app_context
+        await ctx.kv.clear_namespace()
         user = await User.create(role=Role.RESIDENT, wechat_openid="bench", display_name="bench")
         token, _ = encode_access_token(
             secret=settings.jwt_secret,
@@ -79,27 +103,31 @@ async def main() -> None:
             async def me(_: int) -> None:
                 (await http.get("/api/v1/me", headers=headers)).raise_for_status()
 
-            await _timed("GET /api/v1/health (ASGI, embedded)", 2000, health)
-            await _timed("GET /api/v1/me, token verified (ASGI, embedded)", 2000, me)
-            await _search_figures(http)
-        kv = MemoryKeyValue(prefix="bench:")
+            await _timed("GET /api/v1/health", 2000, health)
+            await _timed("GET /api/v1/me, token verified", 2000, me)
+            await _search_figures(http, ctx)
+            await _vote_figures(http, ctx)
 
-        async def incr(i: int) -> None:
-            await kv.zincrby("ranking", f"item-{i % 500}", 1)
+        async def zincr(i: int) -> None:
+            await ctx.kv.zincrby("bench-ranking", f"item-{i % 500}", 1)
 
-        await _timed("in-process ranking zincrby", 100_000, incr, concurrency=100)
+        await _timed(f"ranking zincrby ({type(ctx.kv).__name__})", 20_000, zincr, concurrency=100)
+        await ctx.kv.clear_namespace()
         await app._server_event("shutdown", "before")
         await app._server_event("shutdown", "after")
 
 
-async def _search_figures(http: httpx.AsyncClient) -> None:
+async def _search_figures(http: httpx.AsyncClient, ctx: AppContext) -> None:
     from datetime import UTC, datetime
 
+    from search.index import reindex
     from venues.demo import load_demo_venues
 
     count = int(os.environ.get("BENCH_VENUES", "20000"))
     began = time.perf_counter()
     await load_demo_venues(now=datetime.now(UTC), count=count)
+    if ctx.extras.get("es") is not None:
+        await reindex(ctx)
     print(f"(loaded {count} demo venues in {time.perf_counter() - began:.1f} s)")
     rng = random.Random(7)
     points = [
@@ -133,6 +161,82 @@ async def _search_figures(http: httpx.AsyncClient) -> None:
         response.raise_for_status()
 
     await _timed(f"venue search, toilets open now + accessible, {count}", 300, toilets_open_now)
+
+
+async def _vote_figures(http: httpx.AsyncClient, ctx: AppContext) -> None:
+    """Distinct people voting at once for a few popular pain points (the campaign's hot path)."""
+    from datetime import timedelta
+
+    from crowdsource.models import Audience, Campaign, PainPoint, Phase, Status
+
+    now = ctx.clock.now()
+    campaign = await Campaign.create(
+        title="bench",
+        categories=[{"code": "parking", "label": "停车"}],
+        audiences=[a.value for a in Audience],
+        collecting_starts_at=now - timedelta(days=1),
+        collecting_ends_at=now + timedelta(days=1),
+        voting_starts_at=now - timedelta(days=1),
+        voting_ends_at=now + timedelta(days=2),
+        closes_at=now + timedelta(days=3),
+        phase=Phase.VOTING,
+        phase_state="collecting+voting",
+        created_at=now,
+        updated_at=now,
+        votes_per_minute_ip=10**9,
+        votes_per_minute_person=10**6,
+    )
+    author = await User.create(role=Role.RESIDENT, wechat_openid="bench-author")
+    items = [
+        await PainPoint.create(
+            campaign=campaign,
+            author=author,
+            audience=Audience.RESIDENT,
+            title=f"停车难{i}",
+            description="停车难",
+            category="parking",
+            status=Status.VALID,
+            created_at=now,
+            updated_at=now,
+        )
+        for i in range(10)
+    ]
+    voters = 2000
+    await User.bulk_create(
+        [User(role=Role.RESIDENT, wechat_openid=f"bench-voter-{i}") for i in range(voters)],
+        batch_size=500,
+    )
+    people = await User.filter(wechat_openid__startswith="bench-voter-").order_by("id")
+    tokens = [
+        "Bearer "
+        + encode_access_token(
+            secret=ctx.settings.jwt_secret,
+            user_id=u.public_id,
+            role="resident",
+            session=f"bench-{u.id}",
+            street=None,
+            ttl=3600,
+        )[0]
+        for u in people
+    ]
+
+    async def vote(i: int) -> None:
+        response = await http.post(
+            f"/api/v1/pain-points/{items[i % len(items)].public_id}/vote",
+            headers={"Authorization": tokens[i]},
+        )
+        if response.status_code != 201:
+            raise RuntimeError(response.text)
+
+    await _timed(f"votes by {voters} distinct people, 10 pain points", voters, vote, 50)
+
+    async def ranking(_: int) -> None:
+        response = await http.get(
+            f"/api/v1/campaigns/{campaign.public_id}/pain-points", params={"sort": "votes"}
+        )
+        response.raise_for_status()
+
+    await _timed("campaign ranking (sort=votes)", 500, ranking)
 
 
 if __name__ == "__main__":
