@@ -41,8 +41,10 @@ def encode_cursor(values: list[Any], *, scope: str, secret: str) -> str:
     return f"{_b64(payload)}.{_b64(_sign(payload, secret))}"
 
 
-def decode_cursor(token: str, *, scope: str, secret: str) -> list[Any]:
-    """The keyset values in a cursor made for this scope."""
+def decode_cursor(
+    token: str, *, scope: str, secret: str, shape: tuple[type, ...] | None = None
+) -> list[Any]:
+    """The keyset values of a cursor made for this scope (of these types, given ``shape``)."""
     bad = ValidationFailed("分页游标无效", fields={"cursor": "游标无效或已被篡改"})
     try:
         head, _, tail = token.partition(".")
@@ -59,4 +61,12 @@ def decode_cursor(token: str, *, scope: str, secret: str) -> list[Any]:
         raise bad
     if decoded[0] != scope:
         raise ValidationFailed("分页游标与查询条件不符", fields={"cursor": "游标属于另一次查询"})
-    return decoded[1:]
+    values = decoded[1:]
+    if shape is not None and (
+        len(values) != len(shape)
+        or any(
+            not isinstance(v, t) or isinstance(v, bool) for v, t in zip(values, shape, strict=True)
+        )
+    ):
+        raise bad
+    return values

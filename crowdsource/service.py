@@ -16,7 +16,7 @@ from tortoise.expressions import F, Q, Subquery
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from backend import geo
+from backend import geo, paging
 from backend.access import AppContext, Principal
 from backend.audit import record
 from backend.clock import to_local
@@ -30,7 +30,7 @@ from backend.errors import (
     ValidationFailed,
 )
 from backend.models import Role, User
-from crowdsource import counters, integrity, paging
+from crowdsource import counters, integrity
 from crowdsource.models import (
     Audience,
     Campaign,
@@ -353,13 +353,13 @@ async def list_campaigns(
 ) -> CampaignList:
     """Campaigns, newest collecting start first (drafts only for curators and the bureau)."""
     now = ctx.clock.now()
-    query = paging.fingerprint("campaigns", phase, _is_manager(principal))
+    query = paging.scope_of("campaigns", phase, _is_manager(principal))
     secret = ctx.settings.jwt_secret
     qs = Campaign.all()
     if not _is_manager(principal):
         qs = qs.filter(collecting_starts_at__lte=now)
     if cursor:
-        start, pid = paging.decode(cursor, query=query, secret=secret, shape=(str, str))
+        start, pid = paging.decode_cursor(cursor, scope=query, secret=secret, shape=(str, str))
         at = _parse_time(start)
         qs = qs.filter(
             Q(collecting_starts_at__lt=at) | Q(collecting_starts_at=at, public_id__lt=pid)
@@ -383,8 +383,8 @@ async def list_campaigns(
     if len(items) > limit:
         items = items[:limit]
         last = items[-1]
-        next_cursor = paging.encode(
-            [last.collecting_starts_at.isoformat(), last.public_id], query=query, secret=secret
+        next_cursor = paging.encode_cursor(
+            [last.collecting_starts_at.isoformat(), last.public_id], scope=query, secret=secret
         )
     return CampaignList(items=[campaign_out(c, now) for c in items], next_cursor=next_cursor)
 
@@ -645,7 +645,7 @@ async def list_pain_points(
     """Listed pain points by live votes or newest first, with per-audience counts."""
     now = ctx.clock.now()
     campaign = await get_campaign_or_raise(campaign_id, principal=principal, now=now)
-    query = paging.fingerprint("pain-points", campaign.public_id, sort, category)
+    query = paging.scope_of("pain-points", campaign.public_id, sort, category)
     secret = ctx.settings.jwt_secret
     qs = PainPoint.filter(campaign_id=campaign.id, status__in=LISTED, hidden=False)
     if category:
@@ -663,7 +663,7 @@ async def list_pain_points(
             ((counts.get(pid, {}).get("total", 0), pid) for pid in listed), reverse=True
         )
         if cursor:
-            votes, pid = paging.decode(cursor, query=query, secret=secret, shape=(int, str))
+            votes, pid = paging.decode_cursor(cursor, scope=query, secret=secret, shape=(int, str))
             keys = [k for k in keys if k < (votes, pid)]
         page_keys = keys[: limit + 1]
         by_id = {
@@ -675,7 +675,7 @@ async def list_pain_points(
         next_key: list[Any] | None = list(page_keys[limit - 1]) if more else None
     else:
         if cursor:
-            at, pid = paging.decode(cursor, query=query, secret=secret, shape=(str, str))
+            at, pid = paging.decode_cursor(cursor, scope=query, secret=secret, shape=(str, str))
             moment = _parse_time(at)
             qs = qs.filter(Q(created_at__lt=moment) | Q(created_at=moment, public_id__lt=pid))
         rows = await qs.order_by("-created_at", "-public_id").limit(limit + 1)
@@ -685,7 +685,9 @@ async def list_pain_points(
     await _with_links(page)
     return PainPointList(
         items=[pain_point_out(i, campaign, counts.get(i.public_id), coord) for i in page],
-        next_cursor=paging.encode(next_key, query=query, secret=secret) if next_key else None,
+        next_cursor=paging.encode_cursor(next_key, scope=query, secret=secret)
+        if next_key
+        else None,
     )
 
 
@@ -785,7 +787,7 @@ async def moderation_queue(
 ) -> PainPointList:
     """Items awaiting review (submitted, or hidden by reports), oldest first."""
     campaign = await get_campaign_or_raise(campaign_id, principal=principal, now=ctx.clock.now())
-    query = paging.fingerprint("moderation", campaign.public_id, status)
+    query = paging.scope_of("moderation", campaign.public_id, status)
     secret = ctx.settings.jwt_secret
     qs = PainPoint.filter(campaign_id=campaign.id)
     if status == "submitted":
@@ -795,7 +797,7 @@ async def moderation_queue(
     else:
         qs = qs.filter(Q(status=Status.SUBMITTED) | Q(hidden=True))
     if cursor:
-        at, pid = paging.decode(cursor, query=query, secret=secret, shape=(str, str))
+        at, pid = paging.decode_cursor(cursor, scope=query, secret=secret, shape=(str, str))
         moment = _parse_time(at)
         qs = qs.filter(Q(created_at__gt=moment) | Q(created_at=moment, public_id__gt=pid))
     rows = await qs.order_by("created_at", "public_id").limit(limit + 1)
@@ -803,8 +805,8 @@ async def moderation_queue(
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
-        next_cursor = paging.encode(
-            [last.created_at.isoformat(), last.public_id], query=query, secret=secret
+        next_cursor = paging.encode_cursor(
+            [last.created_at.isoformat(), last.public_id], scope=query, secret=secret
         )
     try:
         await counters.ensure_built(ctx=ctx, campaign=campaign)

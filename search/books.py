@@ -46,12 +46,10 @@ def _scope(query: BookSearchQuery, centre: geo.Point) -> str:
 
 
 def _after(token: str, *, scope: str, secret: str) -> BookKey:
-    values = paging.decode_cursor(token, scope=scope, secret=secret)
-    if len(values) != 3 or not all(
-        isinstance(v, t) for v, t in zip(values, (int, int, str), strict=True)
-    ):
-        raise ValidationFailed("分页游标无效", fields={"cursor": "游标无效或已被篡改"})
-    return values[0], values[1], values[2]
+    first, second, third = paging.decode_cursor(
+        token, scope=scope, secret=secret, shape=(int, int, str)
+    )
+    return first, second, third
 
 
 async def search_books(*, ctx: AppContext, query: BookSearchQuery) -> BookSearchPage:

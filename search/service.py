@@ -12,7 +12,6 @@ from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
 from backend import geo, paging
 from backend.access import AppContext
 from backend.clock import to_local
-from backend.errors import ValidationFailed
 from search.backends import (
     DatabaseBackend,
     ElasticsearchBackend,
@@ -58,10 +57,8 @@ def _scope(query: VenueSearchQuery, centre: geo.Point) -> str:
 
 
 def _after(token: str, *, scope: str, secret: str) -> SortKey:
-    values = paging.decode_cursor(token, scope=scope, secret=secret)
-    if len(values) != 2 or not isinstance(values[0], int) or not isinstance(values[1], str):
-        raise ValidationFailed("分页游标无效", fields={"cursor": "游标无效或已被篡改"})
-    return values[0], values[1]
+    distance, venue_id = paging.decode_cursor(token, scope=scope, secret=secret, shape=(int, str))
+    return distance, venue_id
 
 
 def params_for(*, ctx: AppContext, query: VenueSearchQuery) -> tuple[SearchParams, str]:

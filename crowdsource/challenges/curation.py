@@ -397,8 +397,10 @@ async def list_challenges(
         rows = rows.filter(category=query.category)
     scope = scope_of("challenges", query.campaign, query.category, status.value)
     if query.cursor:
-        (last_id,) = decode_cursor(query.cursor, scope=scope, secret=ctx.settings.jwt_secret)
-        rows = rows.filter(id__gt=int(last_id))
+        (last_id,) = decode_cursor(
+            query.cursor, scope=scope, secret=ctx.settings.jwt_secret, shape=(int,)
+        )
+        rows = rows.filter(id__gt=last_id)
     page = await rows.order_by("id").limit(query.limit + 1)
     more = len(page) > query.limit
     page = page[: query.limit]

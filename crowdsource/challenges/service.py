@@ -188,9 +188,9 @@ async def list_vendors(*, ctx: AppContext, viewer: Principal, query: VendorListQ
     if query.status:
         rows = rows.filter(status=query.status)
     if query.cursor:
-        (last_id,) = decode_cursor(query.cursor, scope=scope, secret=ctx.settings.jwt_secret)
-        if not isinstance(last_id, int):
-            raise NotFound()
+        (last_id,) = decode_cursor(
+            query.cursor, scope=scope, secret=ctx.settings.jwt_secret, shape=(int,)
+        )
         rows = rows.filter(id__lt=last_id)
     page = await rows.limit(query.limit + 1)
     more = len(page) > query.limit

@@ -281,8 +281,7 @@ async def my_bookings(request: Request, call: Call) -> BookingList:
     scope = scope_of("me/bookings", call.user.user_id, q.status)
     offset = 0
     if q.cursor:
-        values = decode_cursor(q.cursor, scope=scope, secret=secret)
-        offset = int(values[0]) if values and isinstance(values[0], int) else 0
+        (offset,) = decode_cursor(q.cursor, scope=scope, secret=secret, shape=(int,))
     rows, more = await service.list_my_bookings(
         actor=call.user, status=q.status, limit=q.limit, offset=offset
     )
