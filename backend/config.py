@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
 from pathlib import Path
 
 PROFILES = ("embedded", "services")
@@ -59,6 +60,7 @@ class Settings:
     db_pool_max: int = 20
     scheduler_enabled: bool = True
     housekeeping_interval: int = 300
+    parking_stale_minutes: int = 15
     log_level: str = "INFO"
     log_json: bool = True
     timezone: str = "Asia/Shanghai"
@@ -94,6 +96,7 @@ class Settings:
             "max_body_bytes": "SMARTCIRCLE_MAX_BODY_BYTES",
             "db_pool_max": "SMARTCIRCLE_DB_POOL_MAX",
             "housekeeping_interval": "SMARTCIRCLE_HOUSEKEEPING_INTERVAL",
+            "parking_stale_minutes": "SMARTCIRCLE_PARKING_STALE_MINUTES",
         }
         booleans = {
             "debug": "SMARTCIRCLE_DEBUG",
@@ -171,6 +174,10 @@ class Settings:
             problems.append("WECHAT_APPID and WECHAT_SECRET must be set")
         if problems:
             raise SettingsError("refusing to start in production: " + "; ".join(problems))
+
+    @property
+    def parking_stale_after(self) -> timedelta:
+        return timedelta(minutes=self.parking_stale_minutes)
 
     @property
     def uses_services(self) -> bool:

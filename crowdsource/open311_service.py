@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.expressions import F, Q
@@ -317,9 +317,9 @@ def _request_out(item: PainPoint, campaign: Campaign, links: _Links) -> dict[str
     }
 
 
-def _visible() -> Q:
-    # Public: not hidden for review, in a campaign that has started collecting.
-    return Q(hidden=False)
+def _visible(now: datetime) -> Q:
+    """Public: not hidden for review, in a campaign that has started collecting."""
+    return Q(hidden=False, campaign__collecting_starts_at__lte=now)
 
 
 def _split(value: str | None) -> list[str]:
@@ -328,7 +328,7 @@ def _split(value: str | None) -> list[str]:
 
 async def list_requests(*, ctx: AppContext, query: Open311RequestsQuery) -> list[dict[str, Any]]:
     """Requests by the spec's filters, newest first, at most 1000."""
-    qs = PainPoint.filter(_visible()).select_related("campaign")
+    qs = PainPoint.filter(_visible(ctx.clock.now())).select_related("campaign")
     ids = _split(query.service_request_id)
     if ids:
         if len(ids) > MAX_IDS:
@@ -357,7 +357,6 @@ async def list_requests(*, ctx: AppContext, query: Open311RequestsQuery) -> list
         elif statuses == {CLOSED}:  # merged items are duplicates too
             qs = qs.filter(status__in=(Status.INVALID, Status.DUPLICATE))
     items = await qs.order_by("-created_at", "-id").limit(MAX_RESULTS)
-    items = [i for i in items if i.campaign.collecting_starts_at <= ctx.clock.now()]
     links = await _links(items)
     return [_request_out(i, i.campaign, links) for i in items]
 
@@ -365,8 +364,10 @@ async def list_requests(*, ctx: AppContext, query: Open311RequestsQuery) -> list
 async def get_request(*, ctx: AppContext, public_id: str) -> list[dict[str, Any]]:
     """One request (as the spec's one-element list), or 404."""
     item = (
-        await PainPoint.filter(_visible(), public_id=public_id).select_related("campaign").first()
+        await PainPoint.filter(_visible(ctx.clock.now()), public_id=public_id)
+        .select_related("campaign")
+        .first()
     )
-    if item is None or item.campaign.collecting_starts_at > ctx.clock.now():
+    if item is None:
         raise NotFound("service_request_id: 没有这条请求 (not found)", code="request_not_found")
     return [_request_out(item, item.campaign, await _links([item]))]

@@ -25,7 +25,7 @@ import abc
 import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -33,7 +33,14 @@ from elasticsearch import AsyncElasticsearch
 from tortoise.expressions import Q
 
 from backend import geo
-from venues.documents import DOC_COLUMNS, LiveState, VenueDoc, doc_from_row, live_state
+from venues.documents import (
+    DOC_COLUMNS,
+    PARKING_STALE_AFTER,
+    LiveState,
+    VenueDoc,
+    doc_from_row,
+    live_state,
+)
 from venues.models import Venue, VenueStatus
 
 MIN_BATCH = 50
@@ -54,6 +61,7 @@ class SearchParams:
     accessible: bool = False
     has_free_spaces: bool = False
     after: SortKey | None = None
+    parking_stale_after: timedelta = PARKING_STALE_AFTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +94,7 @@ def rank(doc: VenueDoc, params: SearchParams) -> Ranked | None:
         return None
     if params.after is not None and (distance, doc.id) <= params.after:
         return None
-    state = live_state(doc, params.now)
+    state = live_state(doc, params.now, params.parking_stale_after)
     if params.open_now and not state.open_now:
         return None
     if params.has_free_spaces and not state.has_free_spaces:

@@ -110,7 +110,7 @@ async def search_books(*, ctx: AppContext, query: BookSearchQuery) -> BookSearch
     items = []
     for place in page:
         venue = place.venue
-        state = live_state(venue_doc(venue), now)
+        state = live_state(venue_doc(venue), now, ctx.settings.parking_stale_after)
         shown = geo.from_wgs84(geo.Point(venue.lat, venue.lng), query.coord)
         items.append(
             BookPlaceHit(

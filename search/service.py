@@ -79,6 +79,7 @@ def params_for(*, ctx: AppContext, query: VenueSearchQuery) -> tuple[SearchParam
         accessible=bool(query.accessible),
         has_free_spaces=bool(query.has_free_spaces),
         after=after,
+        parking_stale_after=ctx.settings.parking_stale_after,
     )
     return params, scope
 

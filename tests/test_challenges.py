@@ -894,3 +894,42 @@ async def test_complaint_to_solution_end_to_end_through_the_api(client, ctx):
         ]
     }
     assert {"challenge_published", "challenge_awarded"} <= kinds
+
+
+async def test_judges_never_see_drafts_or_withdrawn_proposals(client, ctx):
+    _, challenge_id, curator, _, _ = await published_challenge(client, ctx)
+    _, vendor_headers = await make_vendor(client)
+    judge, judge_headers = await headers(client, Role.JUDGE)
+    await client.post(
+        f"/api/v1/challenges/{challenge_id}/judges",
+        headers=curator,
+        json={"user_id": judge.public_id},
+    )
+    created = await client.post(
+        f"/api/v1/challenges/{challenge_id}/proposals",
+        headers=vendor_headers,
+        json=proposal_body(),
+    )
+    proposal_id = created.json()["id"]
+    listing = f"/api/v1/challenges/{challenge_id}/proposals"
+
+    async def judge_sees() -> tuple[int, int, list]:
+        one = await client.get(f"/api/v1/proposals/{proposal_id}", headers=judge_headers)
+        versions = await client.get(
+            f"/api/v1/proposals/{proposal_id}/versions", headers=judge_headers
+        )
+        items = (await client.get(listing, headers=judge_headers)).json()["items"]
+        return one.status_code, versions.status_code, items
+
+    assert await judge_sees() == (404, 404, [])  # a draft
+    await client.post(f"/api/v1/proposals/{proposal_id}/submit", headers=vendor_headers)
+    status, _, items = await judge_sees()
+    assert status == 200 and [p["id"] for p in items] == [proposal_id]
+    await client.post(f"/api/v1/proposals/{proposal_id}/withdraw", headers=vendor_headers)
+    assert await judge_sees() == (404, 404, [])  # withdrawn
+
+
+def test_submissions_are_closed_by_a_scheduled_job(app):
+    jobs = app.ctx.jobs
+    assert "challenges.close_submissions" in jobs.specs
+    assert jobs.specs["challenges.close_submissions"].seconds <= 60

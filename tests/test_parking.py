@@ -130,3 +130,29 @@ async def test_only_the_lot_s_operator_publishes(client, ctx):
     )
     assert response.status_code == 404
     assert (await Venue.get(public_id=lot)).attributes.get("free_spaces") is None
+
+
+async def test_the_staleness_age_is_a_setting(client, ctx):
+    from dataclasses import replace
+
+    _, _, lot, key = await setup(client, ctx)
+    url = f"/api/v1/parking/{lot}/availability"
+    published = await client.put(url, headers=key, json={"free_spaces": 30, "observed_at": at(0)})
+    assert published.status_code == 200, published.text
+    ctx.clock.set(NOW + timedelta(minutes=6))
+    search = {"lat": LOT["lat"], "lng": LOT["lng"], "kind": "parking_lot"}
+
+    async def shown() -> tuple[dict, dict]:
+        one = (await client.get(f"/api/v1/venues/{lot}")).json()
+        hit = (await client.get("/api/v1/venues/search", params=search)).json()["items"][0]
+        return one, hit
+
+    for view in await shown():  # the default is 15 minutes
+        assert view["stale"] is False and view["parking_state"] == "many"
+    original = ctx.settings
+    ctx.settings = replace(original, parking_stale_minutes=5)
+    try:
+        for view in await shown():
+            assert view["stale"] is True and view["parking_state"] == "unknown"
+    finally:
+        ctx.settings = original

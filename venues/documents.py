@@ -15,7 +15,7 @@ from backend.geo import Point
 from venues.models import Venue, VenueKind, VenueStatus
 
 # Parking availability older than this is reported as stale (state "unknown").
-PARKING_STALE_AFTER = timedelta(minutes=15)
+PARKING_STALE_AFTER = timedelta(minutes=15)  # default of SMARTCIRCLE_PARKING_STALE_MINUTES
 # Fewer free spaces than this share of capacity (or than FEW_MIN) counts as "few".
 FEW_SHARE = 0.1
 FEW_MIN = 5
@@ -118,7 +118,9 @@ class LiveState:
         return self.parking_state in ("many", "few")
 
 
-def live_state(doc: VenueDoc, now: datetime) -> LiveState:
+def live_state(
+    doc: VenueDoc, now: datetime, stale_after: timedelta = PARKING_STALE_AFTER
+) -> LiveState:
     """Open now, next change and (for parking) the coarse availability at ``now``."""
     if doc.status != VenueStatus.OPEN.value:
         open_now, next_change = False, None
@@ -132,7 +134,7 @@ def live_state(doc: VenueDoc, now: datetime) -> LiveState:
         return LiveState(open_now=open_now, next_change=next_change)
     stale = True
     if doc.observed_at is not None:
-        stale = now - datetime.fromisoformat(doc.observed_at) > PARKING_STALE_AFTER
+        stale = now - datetime.fromisoformat(doc.observed_at) > stale_after
     if not open_now:
         parking_state = "closed"
     elif doc.free_spaces is None or stale:

@@ -212,7 +212,7 @@ async def reopen_venue(*, ctx: AppContext, actor: Principal, public_id: str) -> 
 
 def venue_out(venue: Venue, *, ctx: AppContext, coord: geo.CoordSystem) -> VenueOut:
     """The venue as the API shows it, located in ``coord`` and evaluated at the clock's now."""
-    state = live_state(venue_doc(venue), ctx.clock.now())
+    state = live_state(venue_doc(venue), ctx.clock.now(), ctx.settings.parking_stale_after)
     shown = geo.from_wgs84(geo.Point(venue.lat, venue.lng), coord)
     operator = venue.operator
     return VenueOut(
@@ -280,7 +280,7 @@ async def publish_availability(
             venue=venue, free_spaces=data.free_spaces, observed_at=data.observed_at, received_at=now
         )
         await outbox.enqueue(venue_public_id=venue.public_id, now=now)
-    state = live_state(venue_doc(venue), now)
+    state = live_state(venue_doc(venue), now, ctx.settings.parking_stale_after)
     return AvailabilityOut(
         venue_id=venue.public_id,
         free_spaces=data.free_spaces,

@@ -395,7 +395,10 @@ async def score(*, ctx: AppContext, actor: Principal, public_id: str, data: Scor
         "total": total,
         "submitted_at": ctx.clock.now(),
     }
-    row, created = await Score.get_or_create(proposal=proposal, judge=user, defaults=values)
+    try:
+        row, created = await Score.get_or_create(proposal=proposal, judge=user, defaults=values)
+    except IntegrityError:  # the same judge's other request created it a moment ago
+        row, created = await Score.get(proposal=proposal, judge=user), False
     if not created:
         await Score.filter(id=row.id).update(**values)
     await record(
@@ -414,10 +417,10 @@ async def scoreboard(*, actor: Principal, public_id: str) -> ScoreBoard:
     if actor.role == Role.VENDOR:
         raise _not_found()
     rows = await Score.filter(proposal=proposal).select_related("judge").order_by("id")
+    all_totals = [r.total for r in rows]
     others_hidden = False
     if actor.role == Role.JUDGE and not any(r.judge.public_id == actor.user_id for r in rows):
         rows, others_hidden = [], True
-    all_totals = await Score.filter(proposal=proposal).values_list("total", flat=True)
     return ScoreBoard(
         proposal_id=proposal.public_id,
         scores=[
