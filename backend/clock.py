@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
 from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -48,4 +51,38 @@ def isoformat(moment: datetime | None) -> str | None:
     return None if moment is None else to_local(moment).isoformat(timespec="seconds")
 
 
-__all__ = ["Clock", "SHANGHAI", "isoformat", "timedelta", "to_local"]
+# Dates and times the service deals in; anything outside is a mistake, refused with a 400 (and
+# never left to overflow date arithmetic into a 500).
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+
+
+def _check_year(value: date) -> None:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"须在 {FIRST_YEAR}–{LAST_YEAR} 年之间")
+
+
+def _service_date(value: date) -> date:
+    _check_year(value)
+    return value
+
+
+def in_service_years(value: datetime) -> datetime:
+    """The moment, if its year is one the service deals in (a pydantic validator)."""
+    _check_year(value.date())
+    return value
+
+
+ServiceDate = Annotated[date, AfterValidator(_service_date)]
+ServiceMoment = Annotated[datetime, AfterValidator(in_service_years)]
+
+
+__all__ = [
+    "Clock",
+    "SHANGHAI",
+    "ServiceDate",
+    "ServiceMoment",
+    "in_service_years",
+    "isoformat",
+    "timedelta",
+    "to_local",
+]

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from datetime import date as calendar_date
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    field_validator,
+)
 
+from backend.clock import in_service_years
 from backend.geo import CoordSystem
 from crowdsource.models import Audience, Phase, Status
 
@@ -25,6 +34,9 @@ DEFAULT_CATEGORIES: tuple[tuple[str, str], ...] = (
     ("community", "社区服务"),
     ("other", "其他"),
 )
+
+
+ScheduleMoment = Annotated[AwareDatetime, AfterValidator(in_service_years)]
 
 
 class _In(BaseModel):
@@ -64,11 +76,11 @@ class CampaignCreate(_In):
     audiences: list[Audience] = Field(
         default_factory=lambda: list(Audience), min_length=1, max_length=3
     )
-    collecting_starts_at: AwareDatetime
-    collecting_ends_at: AwareDatetime
-    voting_starts_at: AwareDatetime = Field(description="可早于征集结束（征集与投票并行）")
-    voting_ends_at: AwareDatetime
-    closes_at: AwareDatetime = Field(description="遴选（curating）结束、活动关闭的时间")
+    collecting_starts_at: ScheduleMoment
+    collecting_ends_at: ScheduleMoment
+    voting_starts_at: ScheduleMoment = Field(description="可早于征集结束（征集与投票并行）")
+    voting_ends_at: ScheduleMoment
+    closes_at: ScheduleMoment = Field(description="遴选（curating）结束、活动关闭的时间")
     submission_cap: int = Field(default=5, ge=1, le=100, description="每人每个活动最多提交条数")
     report_threshold: int = Field(default=5, ge=1, le=1000, description="被举报多少次后隐藏待审")
     vote_budget: int | None = Field(default=None, ge=1, le=10000, description="每人票数上限")
@@ -84,11 +96,11 @@ class CampaignUpdate(_In):
     description: str | None = Field(default=None, max_length=5000)
     categories: list[CategoryIn] | None = Field(default=None, min_length=1, max_length=50)
     audiences: list[Audience] | None = Field(default=None, min_length=1, max_length=3)
-    collecting_starts_at: AwareDatetime | None = None
-    collecting_ends_at: AwareDatetime | None = None
-    voting_starts_at: AwareDatetime | None = None
-    voting_ends_at: AwareDatetime | None = None
-    closes_at: AwareDatetime | None = None
+    collecting_starts_at: ScheduleMoment | None = None
+    collecting_ends_at: ScheduleMoment | None = None
+    voting_starts_at: ScheduleMoment | None = None
+    voting_ends_at: ScheduleMoment | None = None
+    closes_at: ScheduleMoment | None = None
     submission_cap: int | None = Field(default=None, ge=1, le=100)
     report_threshold: int | None = Field(default=None, ge=1, le=1000)
     vote_budget: int | None = Field(default=None, ge=1, le=10000, description="null 表示不限")

@@ -529,3 +529,36 @@ async def test_jobs_are_registered_and_the_waitlist_job_offers_free_slots(client
     assert first["items"][0]["id"] != second["items"][0]["id"]
     forged = await client.get("/api/v1/me/bookings?cursor=abc.def", headers=waiting)
     assert forged.status_code == 400 and "cursor" in forged.json()["error"]["fields"]
+
+
+async def test_dates_outside_the_service_years_are_a_400_naming_the_field(client, ctx):
+    from tests.booking_helpers import make_site, resident
+
+    site = await make_site(client, ctx)
+    _, headers = await resident(ctx)
+    unit_id = site.units[0]["id"]
+    cases = [
+        ("GET", f"/api/v1/venues/{site.venue_id}/slots?date=9999-12-31", None, "date"),
+        ("POST", "/api/v1/bookings", {"unit_id": unit_id, "start": "0001-01-01T00:00"}, "start"),
+        (
+            "POST",
+            "/api/v1/bookings/waitlist",
+            {"unit_id": unit_id, "start": "9999-12-31T23:00:00+08:00"},
+            "start",
+        ),
+    ]
+    for method, url, body, field in cases:
+        response = await client.request(method, url, headers=headers, json=body)
+        assert response.status_code == 400, (url, response.text)
+        assert field in response.json()["error"]["fields"]
+    blackout = await client.post(
+        f"/api/v1/venues/{site.venue_id}/blackouts",
+        headers=site.key,
+        json={"starts_at": "0001-01-01T00:00:00+08:00", "ends_at": "2026-12-01T00:00:00+08:00"},
+    )
+    assert blackout.status_code == 400
+    assert "starts_at" in blackout.json()["error"]["fields"]
+    day = await client.get(
+        f"/api/v1/operator/bookings?venue_id={site.venue_id}&date=9999-12-31", headers=site.key
+    )
+    assert day.status_code == 400

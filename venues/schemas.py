@@ -10,6 +10,7 @@ from stdnum import isbn as stdnum_isbn
 from stdnum.exceptions import ValidationError as StdnumError
 
 from backend import hours
+from backend.clock import ServiceMoment
 from backend.geo import CoordSystem
 from venues.models import VenueKind, VenueStatus
 
@@ -124,7 +125,7 @@ class VenueCreate(BaseModel):
     opening_hours: str | None = Field(
         default=None, max_length=500, description="OSM opening_hours 语法，如 Mo-Fr 08:00-18:00"
     )
-    verified_at: datetime | None = None
+    verified_at: ServiceMoment | None = None
     attributes: dict[str, object] = Field(default_factory=dict, description="按 kind 校验")
     operator_id: str | None = Field(default=None, max_length=32, description="运营方账号 id")
 
@@ -153,7 +154,7 @@ class VenuePatch(BaseModel):
     description: str | None = Field(default=None, max_length=5000)
     photos: list[HttpUrl] | None = Field(default=None, max_length=20)
     opening_hours: str | None = Field(default=None, max_length=500)
-    verified_at: datetime | None = None
+    verified_at: ServiceMoment | None = None
     attributes: dict[str, object] | None = None
     operator_id: str | None = Field(default=None, max_length=32)
 
@@ -217,7 +218,9 @@ class VenueOut(BaseModel):
 class AvailabilityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     free_spaces: int = Field(ge=0, le=100_000, description="空余车位数")
-    observed_at: datetime = Field(description="统计时间（ISO 8601，须带时区，不得晚于当前时间）")
+    observed_at: ServiceMoment = Field(
+        description="统计时间（ISO 8601，须带时区，不得晚于当前时间）"
+    )
 
     @field_validator("observed_at")
     @classmethod

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    field_validator,
+)
 from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError as StdnumError
 
+from backend.clock import in_service_years
 from crowdsource.challenges.models import VendorStatus
 
 _PHONE = r"^[0-9+\-() ]{5,32}$"
@@ -135,7 +144,7 @@ class ChallengeIn(BaseModel):
     open_data: list[OpenDataset] = Field(default_factory=list, max_length=20)
     rubric: list[Criterion] = Field(min_length=1, max_length=10)
     prize: str = Field(default="", max_length=500, description="奖励或支持")
-    submission_deadline: AwareDatetime
+    submission_deadline: Annotated[AwareDatetime, AfterValidator(in_service_years)]
 
     _rubric = field_validator("rubric")(_check_rubric)
 
@@ -152,7 +161,7 @@ class ChallengePatch(BaseModel):
     open_data: list[OpenDataset] | None = Field(default=None, max_length=20)
     rubric: list[Criterion] | None = Field(default=None, min_length=1, max_length=10)
     prize: str | None = Field(default=None, max_length=500)
-    submission_deadline: AwareDatetime | None = None
+    submission_deadline: Annotated[AwareDatetime, AfterValidator(in_service_years)] | None = None
 
     @field_validator("rubric")
     @classmethod

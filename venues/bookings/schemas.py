@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from backend.clock import SHANGHAI
+from backend.clock import SHANGHAI, ServiceDate, ServiceMoment
 
 
 def _aware(value: datetime) -> datetime:
@@ -104,7 +104,7 @@ class PolicyOut(BaseModel):
 class SlotsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    date: dt.date = Field(description="日期 YYYY-MM-DD（北京时间）")
+    date: ServiceDate = Field(description="日期 YYYY-MM-DD（北京时间）")
 
 
 class SlotOut(BaseModel):
@@ -136,7 +136,7 @@ class BookingCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     unit_id: str = Field(min_length=1, max_length=32)
-    start: datetime = Field(description="开始时间，ISO 8601；不带时区按北京时间")
+    start: ServiceMoment = Field(description="开始时间，ISO 8601；不带时区按北京时间")
     minutes: int | None = Field(None, ge=1, le=24 * 60, description="时长，默认为单元的默认时长")
     party_size: int = Field(1, ge=1, le=1000)
     venue_id: str | None = Field(None, max_length=32, description="可选：校验单元属于此场所")
@@ -148,7 +148,7 @@ class WaitlistCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     unit_id: str = Field(min_length=1, max_length=32)
-    start: datetime
+    start: ServiceMoment
     minutes: int | None = Field(None, ge=1, le=24 * 60)
 
     _start = field_validator("start")(_aware)
@@ -204,7 +204,7 @@ class DayBookingsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     venue_id: str = Field(min_length=1, max_length=32)
-    date: dt.date
+    date: ServiceDate
 
 
 class OperatorBookingOut(BookingOut):
@@ -246,8 +246,8 @@ class BlackoutCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     unit_id: str | None = Field(None, max_length=32, description="不填表示整个场所")
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: ServiceMoment
+    ends_at: ServiceMoment
     reason: str = Field("", max_length=200)
 
     _times = field_validator("starts_at", "ends_at")(_aware)
