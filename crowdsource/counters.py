@@ -129,16 +129,24 @@ async def read_one(*, ctx: AppContext, campaign: Campaign, pain_point: str) -> d
     return entry
 
 
-async def database_one(*, pain_point_pk: int) -> dict[str, int]:
-    """Counts of one pain point from the database (when the store is unreachable)."""
-    entry = _empty()
+async def database_by_pk(pain_point_pks: list[int]) -> dict[int, dict[str, int]]:
+    """Counts ("total" and per audience) of these pain points, from the database."""
+    counts = {pk: _empty() for pk in pain_point_pks}
+    if not pain_point_pks:
+        return counts
     rows = (
-        await Vote.filter(pain_point_id=pain_point_pk)
+        await Vote.filter(pain_point_id__in=pain_point_pks)
         .annotate(n=Count("id"))
-        .group_by("audience")
-        .values("audience", "n")
+        .group_by("pain_point_id", "audience")
+        .values("pain_point_id", "audience", "n")
     )
     for row in rows:
+        entry = counts[int(row["pain_point_id"])]
         entry[str(row["audience"])] += int(row["n"])
         entry["total"] += int(row["n"])
-    return entry
+    return counts
+
+
+async def database_one(*, pain_point_pk: int) -> dict[str, int]:
+    """Counts of one pain point from the database (when the store is unreachable)."""
+    return (await database_by_pk([pain_point_pk]))[pain_point_pk]

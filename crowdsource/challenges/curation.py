@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from backend.access import AppContext, Principal
@@ -16,6 +15,7 @@ from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.models import Role, User
 from backend.notifications import notify
 from backend.paging import decode_cursor, encode_cursor, scope_of
+from crowdsource import counters
 from crowdsource.challenges.models import (
     Challenge,
     ChallengeSource,
@@ -35,7 +35,7 @@ from crowdsource.challenges.schemas import (
     ShortlistOut,
     SourceOut,
 )
-from crowdsource.models import Campaign, PainPoint, Status, Vote
+from crowdsource.models import Campaign, PainPoint, Status
 
 CURATORS = (Role.CURATOR, Role.BUREAU_ADMIN)
 
@@ -44,30 +44,14 @@ def is_curator(principal: Principal | None) -> bool:
     return principal is not None and principal.role in CURATORS
 
 
-async def vote_counts(pain_point_ids: list[int]) -> dict[int, dict[str, int]]:
-    """Votes per pain point and audience, from the database (the source of truth)."""
-    counts: dict[int, dict[str, int]] = defaultdict(dict)
-    if not pain_point_ids:
-        return counts
-    rows = (
-        await Vote.filter(pain_point_id__in=pain_point_ids)
-        .annotate(n=Count("id"))
-        .group_by("pain_point_id", "audience")
-        .values("pain_point_id", "audience", "n")
-    )
-    for row in rows:
-        counts[int(row["pain_point_id"])][str(row["audience"])] = int(row["n"])
-    return counts
-
-
 def _source_out(item: PainPoint, counts: dict[int, dict[str, int]]) -> SourceOut:
-    by_audience = counts.get(item.id, {})
+    entry = counts.get(item.id, {})
     return SourceOut(
         id=item.public_id,
         title=item.title,
         category=item.category,
-        votes=sum(by_audience.values()),
-        votes_by_audience=by_audience,
+        votes=entry.get("total", 0),
+        votes_by_audience={k: v for k, v in entry.items() if k != "total" and v},
     )
 
 
@@ -101,7 +85,7 @@ async def shortlist(*, campaign_id: str) -> ShortlistOut:
     """The curators' shortlist with live vote counts, most voted first."""
     campaign = await get_campaign(campaign_id)
     entries = await ShortlistEntry.filter(campaign=campaign).select_related("pain_point")
-    counts = await vote_counts([e.pain_point.id for e in entries])
+    counts = await counters.database_by_pk([e.pain_point.id for e in entries])
     items = [
         ShortlistItem(
             pain_point=_source_out(e.pain_point, counts),
@@ -173,31 +157,50 @@ def submissions_open(challenge: Challenge, now: datetime) -> bool:
 
 
 async def challenge_out(challenge: Challenge, *, now: datetime) -> ChallengeOut:
-    sources = await ChallengeSource.filter(challenge=challenge).select_related("pain_point")
-    items = [s.pain_point for s in sources]
-    counts = await vote_counts([p.id for p in items])
-    campaign = (
-        challenge.campaign if isinstance(challenge.campaign, Campaign) else await challenge.campaign
-    )
-    return ChallengeOut(
-        id=challenge.public_id,
-        campaign_id=campaign.public_id,
-        number=challenge.number,
-        title=challenge.title,
-        category=challenge.category,
-        problem_statement=challenge.problem_statement,
-        background=challenge.background,
-        expected_outcome=challenge.expected_outcome,
-        owning_department=challenge.owning_department,
-        pain_points=sorted((_source_out(p, counts) for p in items), key=lambda s: (-s.votes, s.id)),
-        open_data=[OpenDataset.model_validate(d) for d in challenge.open_data],
-        rubric=[Criterion.model_validate(c) for c in challenge.rubric],
-        prize=challenge.prize,
-        submission_deadline=challenge.submission_deadline,
-        submissions_open=submissions_open(challenge, now),
-        status=challenge.status.value,
-        published_at=challenge.published_at,
-    )
+    return (await challenges_out([challenge], now=now))[0]
+
+
+async def challenges_out(challenges: list[Challenge], *, now: datetime) -> list[ChallengeOut]:
+    """Challenges with their pain points and votes: two queries, whatever the number."""
+    sources = await ChallengeSource.filter(
+        challenge_id__in=[c.id for c in challenges]
+    ).select_related("pain_point")
+    by_challenge: dict[int, list[PainPoint]] = defaultdict(list)
+    for source in sources:
+        by_challenge[source.challenge_id].append(source.pain_point)  # type: ignore[attr-defined]
+    counts = await counters.database_by_pk([s.pain_point.id for s in sources])
+    result = []
+    for challenge in challenges:
+        campaign = (
+            challenge.campaign
+            if isinstance(challenge.campaign, Campaign)
+            else await challenge.campaign
+        )
+        items = by_challenge[challenge.id]
+        result.append(
+            ChallengeOut(
+                id=challenge.public_id,
+                campaign_id=campaign.public_id,
+                number=challenge.number,
+                title=challenge.title,
+                category=challenge.category,
+                problem_statement=challenge.problem_statement,
+                background=challenge.background,
+                expected_outcome=challenge.expected_outcome,
+                owning_department=challenge.owning_department,
+                pain_points=sorted(
+                    (_source_out(p, counts) for p in items), key=lambda s: (-s.votes, s.id)
+                ),
+                open_data=[OpenDataset.model_validate(d) for d in challenge.open_data],
+                rubric=[Criterion.model_validate(c) for c in challenge.rubric],
+                prize=challenge.prize,
+                submission_deadline=challenge.submission_deadline,
+                submissions_open=submissions_open(challenge, now),
+                status=challenge.status.value,
+                published_at=challenge.published_at,
+            )
+        )
+    return result
 
 
 def _check_category(campaign: Campaign, category: str) -> None:
@@ -406,7 +409,7 @@ async def list_challenges(
     page = page[: query.limit]
     now = ctx.clock.now()
     return ChallengePage(
-        items=[await challenge_out(c, now=now) for c in page],
+        items=await challenges_out(page, now=now),
         next_cursor=(
             encode_cursor([page[-1].id], scope=scope, secret=ctx.settings.jwt_secret)
             if more
@@ -422,7 +425,7 @@ async def published_for_booklet(*, campaign: Campaign, now: datetime) -> list[Ch
     )
     for row in rows:
         row.campaign = campaign
-    return [await challenge_out(c, now=now) for c in rows]
+    return await challenges_out(rows, now=now)
 
 
 async def follow(*, ctx: AppContext, actor: Principal, pain_point_id: str, on: bool) -> None:
