@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from backend.models import Role
@@ -149,3 +151,16 @@ async def test_bad_book_queries_name_the_field(client, params, field):
     response = await client.get(URL, params={"lat": CENTRE[0], "lng": CENTRE[1], **params})
     assert response.status_code == 400, response.text
     assert field in response.json()["error"]["fields"], response.json()
+
+
+async def test_concurrent_feeds_adding_one_new_book_never_answer_500(client):
+    admin = await headers_for(client, Role.BUREAU_ADMIN)
+    for n in range(1, 5):
+        await reading_space(n, north_m=100 * n)
+    responses = await asyncio.gather(
+        *(feed(client, admin, f"rs-{n}", [item()]) for n in range(1, 5))
+    )
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 409}, [r.text for r in responses]
+    assert 200 in statuses
+    assert await Book.filter(isbn13=SANTI).count() == 1

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from backend import geo
@@ -307,6 +308,24 @@ async def upsert_holdings(
             )
         seen[item.isbn] = i
     now = ctx.clock.now()
+    try:
+        return await _write_holdings(
+            ctx=ctx, actor=actor, venue=venue, feed=feed, seen=seen, now=now
+        )
+    except IntegrityError:  # another feed added the same book or holding at this moment
+        raise Conflict("另一份馆藏数据正在写入，请重试", code="holdings_conflict") from None
+
+
+async def _write_holdings(
+    *,
+    ctx: AppContext,
+    actor: Principal,
+    venue: Venue,
+    feed: HoldingsFeed,
+    seen: dict[str, int],
+    now: datetime,
+) -> HoldingsResult:
+    """The upsert of :func:`upsert_holdings`, in one transaction."""
     async with in_transaction():
         books = {b.isbn13: b for b in await Book.filter(isbn13__in=list(seen))}
         for item in feed.items:

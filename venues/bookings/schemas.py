@@ -236,12 +236,6 @@ class ReasonIn(BaseModel):
         return value.strip()
 
 
-class OptionalReasonIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = Field("", max_length=200)
-
-
 class BlackoutCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
