@@ -21,7 +21,8 @@ class SettingsError(ValueError):
     """Raised when the environment describes an impossible or unsafe configuration."""
 
 
-def _bool(value: str) -> bool:
+def parse_bool(value: str) -> bool:
+    """An environment variable's boolean (1/0, true/false, yes/no, on/off)."""
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
         return True
@@ -116,7 +117,7 @@ class Settings:
         for attr, name in booleans.items():
             if name in env:
                 try:
-                    values[attr] = _bool(env[name])
+                    values[attr] = parse_bool(env[name])
                 except SettingsError as exc:
                     raise SettingsError(f"{name}: {exc}") from exc
         if env.get("SMARTCIRCLE_VAR_DIR"):

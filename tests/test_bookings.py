@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from backend.models import Notification, Role
 from tests.booking_helpers import NOW, at, book, make_site, resident
 from tests.crowdsource_helpers import token_headers
@@ -562,3 +564,39 @@ async def test_dates_outside_the_service_years_are_a_400_naming_the_field(client
         f"/api/v1/operator/bookings?venue_id={site.venue_id}&date=9999-12-31", headers=site.key
     )
     assert day.status_code == 400
+
+
+def test_city_wide_rules_come_from_the_environment():
+    from backend.config import SettingsError
+    from venues.bookings.settings import BookingSettings
+
+    settings = BookingSettings.from_env(
+        {
+            "SMARTCIRCLE_BOOKING_MAX_ACTIVE_BOOKINGS": "1",
+            "SMARTCIRCLE_BOOKING_ONE_UNIT_AT_A_TIME": "false",
+            "WECHAT_TEMPLATE_BOOKING_CONFIRMED": "tpl-1",
+        }
+    )
+    assert settings.policy.max_active_bookings == 1
+    assert settings.policy.one_unit_at_a_time is False
+    assert settings.templates == {"confirmed": "tpl-1"}
+    for bad in (
+        {"SMARTCIRCLE_BOOKING_MAX_ACTIVE_BOOKINGS": "abc"},
+        {"SMARTCIRCLE_BOOKING_ONE_UNIT_AT_A_TIME": "maybe"},
+    ):
+        with pytest.raises(SettingsError, match="SMARTCIRCLE_BOOKING_"):
+            BookingSettings.from_env(bad)
+
+
+async def test_a_hold_confirmed_too_late_expires_even_before_the_job(client, ctx):
+    from tests.booking_helpers import at, book, make_site, resident
+
+    site = await make_site(client, ctx)
+    _, headers = await resident(ctx)
+    held = await book(client, headers, site.units[0]["id"], at(15), confirm=False)
+    ctx.clock.advance(11 * 60)  # the hold lasts 10 minutes; no job has run
+    late = await client.post(f"/api/v1/bookings/{held['id']}/confirm", headers=headers)
+    assert late.status_code == 409
+    assert late.json()["error"]["code"] == "hold_expired"
+    shown = await client.get(f"/api/v1/bookings/{held['id']}", headers=headers)
+    assert shown.json()["status"] == "expired"

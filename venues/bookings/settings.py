@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from backend.access import AppContext
-from backend.config import SettingsError
+from backend.config import SettingsError, parse_bool
 
 EXTRAS_KEY = "booking_settings"
 POLICY_ENV_PREFIX = "SMARTCIRCLE_BOOKING_"
@@ -63,7 +63,12 @@ class BookingSettings:
             if raw is None or raw == "":
                 continue
             if item.type in (bool, "bool"):
-                values[item.name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+                try:
+                    values[item.name] = parse_bool(raw)
+                except SettingsError:
+                    raise SettingsError(
+                        f"{POLICY_ENV_PREFIX}{item.name.upper()} 应为 true 或 false"
+                    ) from None
                 continue
             try:
                 values[item.name] = int(raw)
