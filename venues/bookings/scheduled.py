@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tortoise.transactions import in_transaction
+
 from backend.access import AppContext
 from backend.scheduler import Jobs
 from venues.bookings import service
@@ -68,8 +70,12 @@ async def queue_reminders(ctx: AppContext) -> None:
         policy, _ = await effective_policy(ctx=ctx, venue=booking.venue)
         if booking.start - timedelta(minutes=policy.reminder_minutes) > now:
             continue
-        if await Booking.filter(id=booking.id, reminder_queued=False).update(reminder_queued=True):
-            await booking_message(ctx=ctx, booking=booking, kind="reminder")
+        async with in_transaction():  # the flag and the message commit together
+            queued = await Booking.filter(id=booking.id, reminder_queued=False).update(
+                reminder_queued=True
+            )
+            if queued:
+                await booking_message(ctx=ctx, booking=booking, kind="reminder")
 
 
 async def promote_waitlist(ctx: AppContext) -> None:

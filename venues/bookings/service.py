@@ -543,17 +543,29 @@ async def visible_booking(*, actor: Principal, booking_id: str) -> Booking:
 
 
 async def _transition(
-    booking: Booking, frm: tuple[BookingStatus, ...], to: BookingStatus, **changes: Any
+    booking: Booking,
+    frm: tuple[BookingStatus, ...],
+    to: BookingStatus,
+    *,
+    tell: tuple[AppContext, str, str] | None = None,
+    **changes: Any,
 ) -> bool:
-    """Move a booking between states with one conditional update; release cells if it ends."""
+    """Move a booking between states with one conditional update; release cells if it ends.
+
+    ``tell`` = (ctx, message kind, note) writes the resident's message in the same transaction,
+    so a state change and its message (in-app and outbox) are never separated by a crash.
+    """
     async with in_transaction():
         updated = await Booking.filter(id=booking.id, status__in=frm).update(status=to, **changes)
-        if updated and to in RELEASED:
-            await SlotClaim.filter(booking_id=booking.id).delete()
-    if updated:
-        booking.status = to
-        for name, value in changes.items():
-            setattr(booking, name, value)
+        if updated:
+            if to in RELEASED:
+                await SlotClaim.filter(booking_id=booking.id).delete()
+            booking.status = to
+            for name, value in changes.items():
+                setattr(booking, name, value)
+            if tell is not None:
+                ctx, kind, note = tell
+                await booking_message(ctx=ctx, booking=booking, kind=kind, note=note)
     return bool(updated)
 
 
@@ -572,11 +584,10 @@ async def confirm_booking(*, ctx: AppContext, actor: Principal, booking_id: str)
     else:
         to, kind = BookingStatus.CONFIRMED, "confirmed"
         changes = {"hold_expires_at": None, "confirmed_at": now, "qr_token": _token()}
-    if not await _transition(booking, (BookingStatus.HELD,), to, **changes):
+    if not await _transition(booking, (BookingStatus.HELD,), to, tell=(ctx, kind, ""), **changes):
         raise Conflict("该预约状态已变化", code="not_held")
     if booking.from_waitlist:
         await WaitlistEntry.filter(booking_id=booking.id).update(status=WaitStatus.ACCEPTED)
-    await booking_message(ctx=ctx, booking=booking, kind=kind)
     return booking
 
 
@@ -612,7 +623,12 @@ async def venue_cancel(
     booking = await booking_or_raise(booking_id)
     _check_manage(actor, booking.venue)
     if not await _transition(
-        booking, ACTIVE, BookingStatus.CANCELLED_BY_VENUE, reason=reason, ended_at=ctx.clock.now()
+        booking,
+        ACTIVE,
+        BookingStatus.CANCELLED_BY_VENUE,
+        tell=(ctx, "cancelled", f"原因：{reason}"),
+        reason=reason,
+        ended_at=ctx.clock.now(),
     ):
         raise Conflict("该预约已无法取消", code="not_cancellable")
     await record(
@@ -622,7 +638,6 @@ async def venue_cancel(
         obj=("booking", booking_id),
         reason=reason,
     )
-    await booking_message(ctx=ctx, booking=booking, kind="cancelled", note=f"原因：{reason}")
     await _after_release(ctx=ctx, booking=booking)
     return booking
 
@@ -636,12 +651,12 @@ async def approve(*, ctx: AppContext, actor: Principal, booking_id: str) -> Book
         booking,
         (BookingStatus.PENDING_APPROVAL,),
         BookingStatus.CONFIRMED,
+        tell=(ctx, "confirmed", ""),
         confirmed_at=now,
         qr_token=_token(),
     ):
         raise Conflict("该预约不在待审核状态", code="not_pending_approval")
     await record(ctx=ctx, actor=actor, action="booking.approve", obj=("booking", booking_id))
-    await booking_message(ctx=ctx, booking=booking, kind="confirmed")
     return booking
 
 
@@ -653,6 +668,7 @@ async def reject(*, ctx: AppContext, actor: Principal, booking_id: str, reason: 
         booking,
         (BookingStatus.PENDING_APPROVAL,),
         BookingStatus.REJECTED,
+        tell=(ctx, "rejected", f"原因：{reason}"),
         reason=reason,
         ended_at=ctx.clock.now(),
     ):
@@ -660,7 +676,6 @@ async def reject(*, ctx: AppContext, actor: Principal, booking_id: str, reason: 
     await record(
         ctx=ctx, actor=actor, action="booking.reject", obj=("booking", booking_id), reason=reason
     )
-    await booking_message(ctx=ctx, booking=booking, kind="rejected", note=f"原因：{reason}")
     await _after_release(ctx=ctx, booking=booking)
     return booking
 
@@ -949,12 +964,12 @@ async def _offer(*, ctx: AppContext, entry: WaitlistEntry, now: datetime) -> boo
             )
             await _claim(unit, booking)
             await WaitlistEntry.filter(id=entry.id).update(booking_id=booking.id)
+            minutes = int((expires - now).total_seconds() // 60)
+            await booking_message(
+                ctx=ctx, booking=booking, kind="waitlist_offer", note=f"请在 {minutes} 分钟内确认"
+            )
     except IntegrityError:
         return False
-    minutes = int((expires - now).total_seconds() // 60)
-    await booking_message(
-        ctx=ctx, booking=booking, kind="waitlist_offer", note=f"请在 {minutes} 分钟内确认"
-    )
     return True
 
 
