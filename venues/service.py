@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from backend import geo
-from backend.access import AppContext, Principal
+from backend.access import AppContext, Principal, parse_model
 from backend.audit import record
 from backend.clock import to_local
 from backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -39,12 +38,14 @@ LIVE_PARKING_KEYS = frozenset({"free_spaces", "observed_at"})
 FUTURE_TOLERANCE = timedelta(seconds=5)
 
 
-async def get_venue_or_raise(public_id: str, *, include_removed: bool = False) -> Venue:
-    """The venue with this public id (removed ones only when asked), or 404."""
-    query = Venue.filter(public_id=public_id)
-    if not include_removed:
-        query = query.exclude(status=VenueStatus.REMOVED)
-    venue = await query.select_related("operator").first()
+async def get_venue_or_raise(public_id: str) -> Venue:
+    """The venue with this public id, not removed, with its operator, or 404."""
+    venue = (
+        await Venue.filter(public_id=public_id)
+        .exclude(status=VenueStatus.REMOVED)
+        .select_related("operator")
+        .first()
+    )
     if venue is None:
         raise NotFound("场所不存在", code="venue_not_found")
     return venue
@@ -52,14 +53,10 @@ async def get_venue_or_raise(public_id: str, *, include_removed: bool = False) -
 
 def parse_attributes(kind: VenueKind, data: dict[str, Any], *, ctx: AppContext) -> dict[str, Any]:
     """Validate kind attributes; failures name ``attributes.<field>``."""
-    model = KIND_ATTRIBUTES[kind]
     try:
-        attrs = model.model_validate(data)
-    except ValidationError as exc:
-        fields = {}
-        for err in exc.errors():
-            path = ".".join(str(p) for p in ("attributes", *err["loc"]))
-            fields[path] = err["msg"]
+        attrs = parse_model(KIND_ATTRIBUTES[kind], data, "attributes")
+    except ValidationFailed as exc:
+        fields = {k if k == "attributes" else f"attributes.{k}": v for k, v in exc.fields.items()}
         raise ValidationFailed(fields=fields) from None
     observed = getattr(attrs, "observed_at", None)
     if observed is not None and observed > ctx.clock.now() + FUTURE_TOLERANCE:
@@ -108,14 +105,14 @@ async def create_venue(*, ctx: AppContext, actor: Principal, data: VenueCreate) 
     return venue
 
 
-def _may_edit(actor: Principal, venue: Venue) -> bool:
+def may_manage(actor: Principal, venue: Venue) -> bool:
+    """Whether the actor is the bureau admin or this venue's own operator."""
     if actor.role == Role.BUREAU_ADMIN:
         return True
-    operator = venue.operator
     return (
         actor.role == Role.VENUE_OPERATOR
-        and operator is not None
-        and (operator.public_id == actor.user_id)
+        and venue.operator is not None
+        and venue.operator.public_id == actor.user_id
     )
 
 
@@ -124,7 +121,7 @@ async def update_venue(
 ) -> Venue:
     """Edit a venue (bureau_admin, or the venue's own operator)."""
     venue = await get_venue_or_raise(public_id)
-    if not _may_edit(actor, venue):
+    if not may_manage(actor, venue):
         raise Forbidden("只能编辑自己运营的场所", code="not_venue_operator")
     given = data.model_fields_set - {"coord"}
     if "operator_id" in given and actor.role != Role.BUREAU_ADMIN:
@@ -260,7 +257,7 @@ async def publish_availability(
         if venue is None or venue.kind != VenueKind.PARKING_LOT:
             raise NotFound("停车场不存在", code="parking_not_found")
         await venue.fetch_related("operator")
-        if not _may_edit(actor, venue):
+        if not may_manage(actor, venue):
             raise Forbidden("只能发布自己运营的停车场的空位", code="not_venue_operator")
         attrs = dict(venue.attributes or {})
         capacity = attrs.get("capacity")
@@ -296,7 +293,7 @@ async def upsert_holdings(
 ) -> HoldingsResult:
     """Bulk upsert one reading space's holdings by ISBN (bureau_admin or its operator)."""
     venue = await get_venue_or_raise(public_id)
-    if not _may_edit(actor, venue):
+    if not may_manage(actor, venue):
         raise Forbidden("只能更新自己运营的场所的馆藏", code="not_venue_operator")
     if venue.kind != VenueKind.READING_SPACE:
         raise ValidationFailed(fields={"venue": "只有阅读空间有馆藏"})

@@ -22,7 +22,7 @@ from backend.access import AppContext, Principal
 from backend.audit import record
 from backend.clock import SHANGHAI, to_local
 from backend.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
-from backend.models import Role, User
+from backend.models import User
 from venues.bookings.messages import booking_message
 from venues.bookings.models import (
     ACTIVE,
@@ -46,6 +46,7 @@ from venues.bookings.schemas import (
 )
 from venues.bookings.settings import Policy, booking_settings
 from venues.models import Venue, VenueKind, VenueStatus
+from venues.service import get_venue_or_raise, may_manage
 
 log = logging.getLogger("smartcircle.bookings")
 BOOKABLE_KINDS = (VenueKind.SPORTS_VENUE, VenueKind.ACTIVITY_ROOM)
@@ -63,30 +64,6 @@ def _rule(code: str, message: str, field: str | None = None) -> Unprocessable:
 
 
 # ---------------------------------------------------------------- venues, units, policy
-
-
-async def venue_or_raise(public_id: str) -> Venue:
-    """A venue that is not removed, with its operator, or 404."""
-    venue = (
-        await Venue.filter(public_id=public_id)
-        .exclude(status=VenueStatus.REMOVED)
-        .select_related("operator")
-        .first()
-    )
-    if venue is None:
-        raise NotFound("场所不存在", code="venue_not_found")
-    return venue
-
-
-def may_manage(actor: Principal, venue: Venue) -> bool:
-    """Whether the actor is the bureau or this venue's own operator."""
-    if actor.role == Role.BUREAU_ADMIN:
-        return True
-    return (
-        actor.role == Role.VENUE_OPERATOR
-        and venue.operator is not None
-        and venue.operator.public_id == actor.user_id
-    )
 
 
 def _check_manage(actor: Principal, venue: Venue) -> None:
@@ -124,7 +101,7 @@ async def create_unit(
     *, ctx: AppContext, actor: Principal, venue_id: str, data: UnitCreate
 ) -> BookableUnit:
     """Add a bookable unit to a sports venue or activity room (operator or bureau)."""
-    venue = await venue_or_raise(venue_id)
+    venue = await get_venue_or_raise(venue_id)
     _check_manage(actor, venue)
     if venue.kind not in BOOKABLE_KINDS:
         raise _rule("venue_not_bookable", "只有体育场馆和活动室可以设置预约", "venue_id")
@@ -174,7 +151,7 @@ async def update_unit(
 
 async def list_units(*, venue_id: str) -> tuple[Venue, list[BookableUnit]]:
     """A venue's units, active first, by name."""
-    venue = await venue_or_raise(venue_id)
+    venue = await get_venue_or_raise(venue_id)
     units = await BookableUnit.filter(venue=venue).order_by("-active", "name")
     return venue, units
 
@@ -191,7 +168,7 @@ async def set_policy(
     *, ctx: AppContext, actor: Principal, venue_id: str, data: PolicyPatch
 ) -> tuple[Venue, Policy, list[str]]:
     """Override city-wide rules for one venue (null returns a rule to the default)."""
-    venue = await venue_or_raise(venue_id)
+    venue = await get_venue_or_raise(venue_id)
     row, _ = await VenuePolicy.get_or_create(venue=venue)
     overrides = dict(row.overrides)
     for name, value in data.model_dump(exclude_unset=True).items():
@@ -299,7 +276,7 @@ def _check_time(
 
 async def slots_for(*, ctx: AppContext, venue_id: str, day: date) -> tuple[Venue, list[Any]]:
     """Every unit's slots on a local date, each with its state."""
-    venue = await venue_or_raise(venue_id)
+    venue = await get_venue_or_raise(venue_id)
     units = await BookableUnit.filter(venue=venue, active=True).order_by("name")
     now = ctx.clock.now()
     lo, hi = day_bounds(day)
@@ -770,7 +747,7 @@ async def day_bookings(
     *, actor: Principal, venue_id: str, day: date
 ) -> tuple[Venue, list[Booking]]:
     """A venue's bookings on a local date, for its operator or the bureau."""
-    venue = await venue_or_raise(venue_id)
+    venue = await get_venue_or_raise(venue_id)
     _check_manage(actor, venue)
     lo, hi = day_bounds(day)
     rows = (
@@ -788,7 +765,7 @@ async def add_blackout(
     *, ctx: AppContext, actor: Principal, venue_id: str, data: BlackoutCreate
 ) -> tuple[Blackout, list[str]]:
     """Close a unit (or the venue) for a period; returns the bookings it overlaps."""
-    venue = await venue_or_raise(venue_id)
+    venue = await get_venue_or_raise(venue_id)
     _check_manage(actor, venue)
     unit = None
     if data.unit_id:
@@ -824,7 +801,7 @@ async def remove_blackout(*, ctx: AppContext, actor: Principal, blackout_id: str
     blackout = await Blackout.filter(public_id=blackout_id).select_related("venue").first()
     if blackout is None:
         raise NotFound("停用时段不存在", code="blackout_not_found")
-    venue = await venue_or_raise(blackout.venue.public_id)
+    venue = await get_venue_or_raise(blackout.venue.public_id)
     _check_manage(actor, venue)
     await blackout.delete()
     await record(ctx=ctx, actor=actor, action="blackout.delete", obj=("blackout", blackout_id))
@@ -832,7 +809,7 @@ async def remove_blackout(*, ctx: AppContext, actor: Principal, blackout_id: str
 
 async def list_blackouts(*, venue_id: str, now: datetime) -> tuple[Venue, list[Blackout]]:
     """A venue's blackouts that have not ended."""
-    venue = await venue_or_raise(venue_id)
+    venue = await get_venue_or_raise(venue_id)
     rows = (
         await Blackout.filter(venue=venue, ends_at__gt=now)
         .select_related("unit")

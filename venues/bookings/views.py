@@ -47,6 +47,7 @@ from venues.bookings.schemas import (
     WaitlistOut,
 )
 from venues.bookings.settings import Policy
+from venues.service import get_venue_or_raise
 
 bp = Blueprint("bookings", url_prefix="/api/v1")
 TAG = "bookings"
@@ -170,7 +171,7 @@ async def units(request: Request, call: Call, venue_id: str) -> UnitList:
     errors=(404,),
 )
 async def get_policy(request: Request, call: Call, venue_id: str) -> PolicyOut:
-    venue = await service.venue_or_raise(venue_id)
+    venue = await get_venue_or_raise(venue_id)
     policy, overridden = await service.effective_policy(ctx=call.ctx, venue=venue)
     return policy_out(venue.public_id, policy, overridden)
 
