@@ -60,7 +60,7 @@ async def export_rows(*, ctx: AppContext, principal: Principal, campaign_id: str
     """Every pain point of the campaign with its database vote counts, oldest first."""
     campaign = await get_campaign_or_raise(campaign_id, principal=principal, now=ctx.clock.now())
     counts = await counters.database_counts(campaign=campaign)
-    labels = {c["code"]: c["label"] for c in campaign.categories}
+    labels = campaign.category_labels()
     rows: list[tuple[object, ...]] = []
     last_pk = 0
     while True:

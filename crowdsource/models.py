@@ -62,6 +62,10 @@ class Campaign(Model):
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 
+    def category_labels(self) -> dict[str, str]:
+        """Category code → Chinese label, in the campaign's order."""
+        return {c["code"]: c["label"] for c in self.categories}
+
     class Meta:
         app = "crowdsource"
         table = "crowdsource_campaign"

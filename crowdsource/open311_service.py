@@ -57,7 +57,7 @@ from crowdsource.schemas import (
     Open311RequestIn,
     Open311RequestsQuery,
 )
-from crowdsource.service import LISTED, _check_category, _require_invited
+from crowdsource.service import LISTED, _require_invited, check_category
 
 log = logging.getLogger("smartcircle.open311")
 
@@ -217,7 +217,7 @@ async def submit_request(*, ctx: AppContext, data: Open311RequestIn) -> dict[str
     if campaign is None:
         raise Conflict("当前没有正在征集的活动 (no campaign is collecting)", code="phase_closed")
     try:
-        _check_category(campaign, data.service_code)
+        check_category(campaign, data.service_code)
     except ValidationFailed:
         raise ValidationFailed(
             fields={"service_code": "不是当前征集活动的服务代码 (unknown service_code)"}
@@ -293,7 +293,7 @@ def _status(item: PainPoint, links: _Links) -> tuple[str, str]:
 
 
 def _request_out(item: PainPoint, campaign: Campaign, links: _Links) -> dict[str, Any]:
-    labels = {c["code"]: c["label"] for c in campaign.categories}
+    labels = campaign.category_labels()
     status, notes = _status(item, links)
     return {
         "service_request_id": item.public_id,

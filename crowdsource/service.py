@@ -449,7 +449,8 @@ def _require_invited(campaign: Campaign, audience: Audience) -> None:
         )
 
 
-def _check_category(campaign: Campaign, category: str) -> None:
+def check_category(campaign: Campaign, category: str) -> None:
+    """400 naming ``category`` unless it is one of the campaign's."""
     if category not in {c["code"] for c in campaign.categories}:
         raise ValidationFailed(fields={"category": "不是本活动的分类"})
 
@@ -468,7 +469,7 @@ def pain_point_out(
     coord: geo.CoordSystem = geo.CoordSystem.WGS84,
 ) -> PainPointOut:
     counts = counts or {}
-    labels = {c["code"]: c["label"] for c in campaign.categories}
+    labels = campaign.category_labels()
     location = None
     if item.lat is not None and item.lng is not None:
         point = geo.from_wgs84(geo.Point(item.lat, item.lng), coord)
@@ -547,7 +548,7 @@ async def submit_pain_point(
     now = ctx.clock.now()
     campaign = await get_campaign_or_raise(campaign_id, principal=principal, now=now)
     _require_phase(campaign, now, Phase.COLLECTING, "征集")
-    _check_category(campaign, data.category)
+    check_category(campaign, data.category)
     audience = _submitter_audience(principal, campaign, data.audience)
     if audience is Audience.ENTERPRISE and not data.company_name:
         raise ValidationFailed(fields={"company_name": "企业提交须填写企业名称"})
@@ -618,7 +619,7 @@ async def edit_pain_point(
         raise ValidationFailed(fields={k: "不能为空" for k in nulls})
     changes: dict[str, Any] = {k: v for k, v in given.items() if k != "location"}
     if "category" in changes:
-        _check_category(item.campaign, changes["category"])
+        check_category(item.campaign, changes["category"])
     if "photo_urls" in changes:
         changes["photo_urls"] = [str(u) for u in data.photo_urls or []]
     if "location" in given:

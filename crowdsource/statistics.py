@@ -73,7 +73,7 @@ async def campaign_statistics(
         )
         for row in rows:
             days.setdefault(str(row["day"]), [0, 0])[slot] = int(row["n"])
-    labels = {c["code"]: c["label"] for c in campaign.categories}
+    labels = campaign.category_labels()
     return CampaignStatistics(
         campaign_id=campaign.public_id,
         pain_points=StatusCounts(**{str(Status(k).value): v for k, v in statuses.items()}),

@@ -47,19 +47,9 @@ class Booklet:
     generated_at: str
 
 
-def category_labels(campaign: Campaign) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for entry in campaign.categories or []:
-        if isinstance(entry, dict):
-            labels[str(entry.get("code"))] = str(entry.get("label") or entry.get("code"))
-        else:
-            labels[str(entry)] = str(entry)
-    return labels
-
-
 def build(campaign: Campaign, challenges: list[ChallengeOut], generated_at: str) -> Booklet:
     """Group published challenges by category (in the campaign's order), numbered."""
-    labels = category_labels(campaign)
+    labels = campaign.category_labels()
     order = list(labels)
     groups: dict[str, Group] = {}
     for challenge in sorted(challenges, key=lambda c: c.number or 0):

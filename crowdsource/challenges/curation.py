@@ -36,6 +36,7 @@ from crowdsource.challenges.schemas import (
     SourceOut,
 )
 from crowdsource.models import Campaign, PainPoint, Status
+from crowdsource.service import check_category
 
 CURATORS = (Role.CURATOR, Role.BUREAU_ADMIN)
 
@@ -203,12 +204,6 @@ async def challenges_out(challenges: list[Challenge], *, now: datetime) -> list[
     return result
 
 
-def _check_category(campaign: Campaign, category: str) -> None:
-    codes = {c["code"] if isinstance(c, dict) else str(c) for c in campaign.categories or []}
-    if codes and category not in codes:
-        raise ValidationFailed(fields={"category": "not a category of this campaign"})
-
-
 def _check_deadline(deadline: datetime, now: datetime) -> None:
     if deadline <= now:
         raise ValidationFailed(fields={"submission_deadline": "must be in the future"})
@@ -219,7 +214,7 @@ async def create_challenge(
 ) -> Challenge:
     """Write a draft challenge from valid pain points of the campaign."""
     campaign = await get_campaign(campaign_id)
-    _check_category(campaign, data.category)
+    check_category(campaign, data.category)
     now = ctx.clock.now()
     _check_deadline(data.submission_deadline, now)
     items = await _valid_pain_points(campaign, data.pain_point_ids)
@@ -262,7 +257,7 @@ async def update_challenge(
         raise Conflict("已发布的挑战不能修改", code="challenge_published")
     changes: dict[str, Any] = data.model_dump(exclude_unset=True, exclude={"pain_point_ids"})
     if "category" in changes:
-        _check_category(challenge.campaign, changes["category"])
+        check_category(challenge.campaign, changes["category"])
     if changes.get("submission_deadline") is not None:
         _check_deadline(changes["submission_deadline"], ctx.clock.now())
     items = None
