@@ -24,23 +24,24 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP) ## create the virtualenv and install pinned dependencies
 
 migrate: install ## apply database migrations (embedded SQLite unless DATABASE_URL is set)
-	$(BIN)/python -m backend migrate
+	$(BIN)/python -m server migrate
 
 makemigrations: install ## write migrations for model changes
-	$(BIN)/tortoise -c backend.db.TORTOISE_ORM makemigrations
+	$(BIN)/tortoise -c server.orm.TORTOISE_ORM makemigrations
 
 demo: install ## migrate, load demo data and serve on http://127.0.0.1:8000 (embedded profile)
-	$(EMBEDDED_ENV) $(BIN)/python -m backend migrate
-	$(EMBEDDED_ENV) $(BIN)/python -m backend load-demo
-	$(EMBEDDED_ENV) $(BIN)/sanic backend.app:create_app --factory --host $(HOST) --port $(PORT)
+	$(EMBEDDED_ENV) $(BIN)/python -m server migrate
+	$(EMBEDDED_ENV) $(BIN)/python -m fixtures load
+	$(EMBEDDED_ENV) $(BIN)/sanic server.app:create_app --factory --host $(HOST) --port $(PORT)
 
 serve: install ## serve with the current environment's settings
-	$(BIN)/sanic backend.app:create_app --factory --host $(HOST) --port $(PORT) --workers $${SMARTCIRCLE_WORKERS:-1}
+	$(BIN)/sanic server.app:create_app --factory --host $(HOST) --port $(PORT) --workers $${SMARTCIRCLE_WORKERS:-1}
 
 lint: install ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy backend search crowdsource venues admin_console fixtures
+	$(BIN)/mypy backend search crowdsource venues admin_console fixtures server
+	$(BIN)/lint-imports
 
 test-embedded: install ## the suite on the embedded profile (SQLite, in-process KV, database search)
 	@echo "===== test run 1/2: embedded profile ====="
@@ -59,7 +60,7 @@ services-down: ## stop the services (data stays under var/)
 	bash scripts/services-down.sh
 
 reindex: install ## rebuild the Elasticsearch venue index and swap the alias (services settings)
-	$(BIN)/python -m search reindex
+	$(BIN)/python -m server reindex
 
 bench: install ## speed measurements on the embedded profile (bench/)
 	$(EMBEDDED_ENV) $(BIN)/python -m bench

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import typing
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import Enum
 from functools import wraps
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import AnyUrl, BaseModel, ValidationError
@@ -27,25 +27,18 @@ from sanic_ext.extensions.openapi.definitions import Component, Response
 
 from backend.clock import Clock, to_local
 from backend.config import Settings
+from backend.context import AppContext
 from backend.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed
 from backend.kv import KeyValue
 from backend.models import ApiKey, Role
 from backend.security import TokenError, decode_access_token, digest
 
 M = TypeVar("M", bound=BaseModel)
+Q = TypeVar("Q")
+B = TypeVar("B")
 ACCESS_ATTR = "__smartcircle_access__"
 # Routes added by libraries (the OpenAPI document and its UI) are public by nature.
 LIBRARY_ROUTE_PREFIXES = ("openapi.",)
-
-
-@dataclass
-class AppContext:
-    """The shared clients of one app, created at start-up."""
-
-    settings: Settings
-    kv: KeyValue
-    clock: Clock
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -63,14 +56,18 @@ class Principal:
 
 
 @dataclass
-class Call:
-    """What a handler receives besides the request."""
+class Call(Generic[Q, B]):
+    """What a handler receives besides the request: ``Call[QueryModel, BodyModel]``.
+
+    ``query`` and ``body`` are the models the route's ``@endpoint(query=..., body=...)`` declares,
+    already validated (``None`` for a route that declares none).
+    """
 
     request: Request
     ctx: AppContext
     principal: Principal | None
-    query: Any = None
-    body: Any = None
+    query: Q
+    body: B
 
     @property
     def user(self) -> Principal:
@@ -271,11 +268,13 @@ def endpoint(
             principal = await authenticate(request, ctx, api_key=api_key)
             request.ctx.principal = principal
             _authorise(access, principal)
-            call = Call(request=request, ctx=ctx, principal=principal)
-            if query is not None:
-                call.query = parse_model(query, _query_data(request, query), "query")
-            if body is not None:
-                call.body = parse_model(body, _body_data(request, form), "body")
+            call: Call[Any, Any] = Call(
+                request=request,
+                ctx=ctx,
+                principal=principal,
+                query=parse_model(query, _query_data(request, query), "query") if query else None,
+                body=parse_model(body, _body_data(request, form), "body") if body else None,
+            )
             result = await func(request, call, **path)
             if isinstance(result, HTTPResponse):
                 return result

@@ -1,12 +1,14 @@
 """The database: Tortoise ORM on SQLite (embedded) or PostgreSQL (services), with migrations.
 
 Migrations use Tortoise's built-in migration system (``tortoise makemigrations`` / ``migrate``),
-one migrations package per app label. ``TORTOISE_ORM`` is computed on access (PEP 562) so the
-``tortoise`` CLI can read it without the environment being read at import time.
+one migrations package per app label. The app labels come from the feature manifests
+(``backend.features.ModelApp``); the composition root (``server/orm.py``) passes them in and
+exposes ``TORTOISE_ORM`` for the ``tortoise`` command line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -15,16 +17,7 @@ from tortoise import Tortoise, connections
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 from backend.config import Settings
-
-# App label -> (model modules, migrations package). Features add themselves here.
-APPS: dict[str, tuple[list[str], str]] = {
-    "core": (["backend.models"], "backend.migrations"),
-    "challenges": (["crowdsource.challenges.models"], "crowdsource.challenges.migrations"),
-    "crowdsource": (["crowdsource.models"], "crowdsource.migrations"),
-    "venues": (["venues.models"], "venues.migrations"),
-    "search": (["search.models"], "search.migrations"),
-    "bookings": (["venues.bookings.models"], "venues.bookings.migrations"),
-}
+from backend.features import ModelApp
 
 
 def _with_params(url: str, params: dict[str, Any]) -> str:
@@ -44,37 +37,35 @@ def database_url(settings: Settings) -> str:
     return _with_params(url, {"minsize": 1, "maxsize": settings.db_pool_max})
 
 
-def tortoise_config(settings: Settings) -> dict[str, Any]:
-    """The Tortoise configuration for these settings."""
+def tortoise_config(settings: Settings, apps: Mapping[str, ModelApp]) -> dict[str, Any]:
+    """The Tortoise configuration for these settings and model apps."""
     return {
         "connections": {"default": database_url(settings)},
         "apps": {
-            label: {"models": models, "default_connection": "default", "migrations": migrations}
-            for label, (models, migrations) in APPS.items()
+            label: {
+                "models": list(app.modules),
+                "default_connection": "default",
+                "migrations": app.migrations,
+            }
+            for label, app in apps.items()
         },
         "use_tz": True,
         "timezone": "UTC",
     }
 
 
-def __getattr__(name: str) -> Any:
-    if name == "TORTOISE_ORM":
-        return tortoise_config(Settings.from_env())
-    raise AttributeError(name)
-
-
-async def open_database(settings: Settings) -> None:
+async def open_database(settings: Settings, apps: Mapping[str, ModelApp]) -> None:
     """Connect Tortoise for this process."""
-    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+    await Tortoise.init(config=tortoise_config(settings, apps), _enable_global_fallback=True)
 
 
 async def close_database() -> None:
     await connections.close_all()
 
 
-async def migrate(settings: Settings) -> None:
+async def migrate(settings: Settings, apps: Mapping[str, ModelApp]) -> None:
     """Apply every pending migration."""
-    await tortoise_migrate(config=tortoise_config(settings))
+    await tortoise_migrate(config=tortoise_config(settings, apps))
     await connections.close_all()
 
 
@@ -93,12 +84,12 @@ def table_names() -> list[str]:
     return names
 
 
-def register_database(app: Sanic, settings: Settings) -> None:
+def register_database(app: Sanic, settings: Settings, apps: Mapping[str, ModelApp]) -> None:
     """Open the database before serving and close it afterwards."""
 
     @app.before_server_start
     async def _open(app: Sanic) -> None:
-        await open_database(settings)
+        await open_database(settings, apps)
         # Connect now, before any request or job: the first use must not race to open the
         # connection (a cancelled lazy open can leave the SQLite client's lock held).
         await ping()

@@ -57,11 +57,11 @@ async def health(request: Request, call: Call) -> HTTPResponse:
         "database": await _probe("sqlite" if settings.is_sqlite else "postgresql", db.ping),
         "kv": await _probe("redis" if settings.redis_url else "memory", kv_ping),
     }
-    es = call.ctx.extras.get("es")
+    es = call.ctx.elastic
     if es is not None:
 
         async def es_ping() -> str:
-            return "cluster " + await elastic.ping(es)
+            return "cluster " + await elastic.ping(es.client)
 
         services["search"] = await _probe("elasticsearch", es_ping)
     else:

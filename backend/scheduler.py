@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from tortoise.exceptions import IntegrityError
 
-from backend.access import AppContext
+from backend.context import AppContext
 from backend.models import JobRun, RefreshToken
 
 log = logging.getLogger("smartcircle.scheduler")
@@ -112,7 +112,3 @@ async def housekeeping(ctx: AppContext) -> None:
     now = ctx.clock.now()
     await JobRun.filter(started_at__lt=now - timedelta(days=7)).delete()
     await RefreshToken.filter(expires_at__lt=now - timedelta(days=7)).delete()
-
-
-def register(jobs: Jobs) -> None:
-    jobs.every("housekeeping", jobs.ctx.settings.housekeeping_interval, housekeeping)

@@ -22,11 +22,12 @@ from sanic import Sanic
 from tortoise import connections
 
 from backend import db
-from backend.access import AppContext
-from backend.app import create_app
 from backend.config import Settings
+from backend.context import AppContext
 from backend.models import Role, User
 from backend.security import encode_access_token
+from server import orm
+from server.app import create_app
 
 Sanic.test_mode = True
 
@@ -63,7 +64,7 @@ async def _settings(tmp: str) -> Settings:
     }
     if os.environ.get("BENCH_PROFILE") == "services":
         settings = Settings.from_env(database_url=os.environ["TEST_DATABASE_URL"], **common)
-        await db.open_database(settings)
+        await orm.open_database(settings)
         await connections.get("default").execute_script(
             "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
         )
@@ -76,7 +77,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="smartcircle-bench-") as tmp:
         settings = await _settings(tmp)
         print(f"profile: {settings.profile}")
-        await db.migrate(settings)
+        await orm.migrate(settings)
         app = create_app(settings)
         app.asgi = True
         await app._startup()
@@ -120,13 +121,13 @@ async def main() -> None:
 async def _search_figures(http: httpx.AsyncClient, ctx: AppContext) -> None:
     from datetime import UTC, datetime
 
+    from fixtures.venues_load import load_demo_venues
     from search.index import reindex
-    from venues.demo import load_demo_venues
 
     count = int(os.environ.get("BENCH_VENUES", "20000"))
     began = time.perf_counter()
     await load_demo_venues(now=datetime.now(UTC), count=count)
-    if ctx.extras.get("es") is not None:
+    if ctx.elastic is not None:
         await reindex(ctx)
     print(f"(loaded {count} demo venues in {time.perf_counter() - began:.1f} s)")
     rng = random.Random(7)

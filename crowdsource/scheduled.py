@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from backend.access import AppContext
-from backend.scheduler import Jobs
-from crowdsource import integrity, service
+from crowdsource import integrity, service, similar_index
 
 PHASES_EVERY = 30
 RECONCILE_EVERY = 300
@@ -26,7 +25,6 @@ async def vote_integrity(ctx: AppContext) -> None:
     await integrity.scan(ctx=ctx)
 
 
-def register(jobs: Jobs) -> None:
-    jobs.every("crowdsource.phases", PHASES_EVERY, advance_phases)
-    jobs.every("crowdsource.reconcile", RECONCILE_EVERY, reconcile_counters)
-    jobs.every("crowdsource.integrity", INTEGRITY_EVERY, vote_integrity)
+async def sync_similar_index(ctx: AppContext) -> None:
+    """Bring the pain-point index (similar items, Elasticsearch only) up to date."""
+    await similar_index.sync(ctx)

@@ -6,9 +6,13 @@ One interface, :class:`SimilarityBackend`, so a backend can be swapped in per pr
   campaign's listed pain points (newest ``MAX_CANDIDATES``) and ranks them by the Jaccard index of
   their character bigrams against the text. Character bigrams suit Chinese, which has no spaces
   between words, and need no segmenter.
-* :class:`search.pain_points.ElasticsearchSimilarity` (services profile): ``more_like_this``
-  over a pain-point index kept in step by a scheduled sync; it falls back to the database method
-  when Elasticsearch fails. :func:`backend_for` is the one place that picks the backend.
+* :class:`crowdsource.similar_index.ElasticsearchSimilarity` (services profile):
+  ``more_like_this`` over a pain-point index kept in step by a scheduled sync; it falls back to the
+  database method when Elasticsearch fails.
+
+The backend is chosen once, at start-up, by ``crowdsource/feature.py`` (Elasticsearch when the app
+has it, else the database) and kept in the app context's :data:`SIMILARITY` slot;
+:func:`backend_for` reads it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Protocol
 
-from backend.access import AppContext
+from backend.context import AppContext, Slot
 from crowdsource.models import Campaign, PainPoint, Status
 
 MAX_CANDIDATES = 5000
@@ -84,13 +88,9 @@ class DatabaseSimilarity:
         return matches[:limit]
 
 
+SIMILARITY: Slot[SimilarityBackend] = Slot("crowdsource.similarity")
+
+
 def backend_for(ctx: AppContext) -> SimilarityBackend:
-    """Elasticsearch more-like-this when the app has a client (services), else the database."""
-    from elasticsearch import AsyncElasticsearch
-
-    from search.pain_points import ElasticsearchSimilarity
-
-    client = ctx.extras.get("es")
-    if isinstance(client, AsyncElasticsearch):
-        return ElasticsearchSimilarity(client, ctx.settings)
-    return DatabaseSimilarity()
+    """The similarity backend chosen at start-up."""
+    return ctx.get(SIMILARITY)

@@ -18,11 +18,10 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
-from backend.access import AppContext
 from backend.config import Settings
-from search.models import IndexOutbox
+from backend.context import AppContext
 from venues.documents import venue_doc
-from venues.models import Venue, VenueStatus
+from venues.models import IndexOutbox, Venue, VenueStatus
 
 log = logging.getLogger("smartcircle.search.index")
 LOCK = "search:index"
@@ -62,8 +61,7 @@ def alias_name(settings: Settings) -> str:
 
 
 def _client(ctx: AppContext) -> AsyncElasticsearch | None:
-    client = ctx.extras.get("es")
-    return client if isinstance(client, AsyncElasticsearch) else None
+    return ctx.elastic.client if ctx.elastic is not None else None
 
 
 async def _create_index(client: AsyncElasticsearch, settings: Settings) -> str:

@@ -6,8 +6,6 @@ import logging
 
 from backend.access import AppContext
 from backend.kv import LockNotAcquired
-from backend.scheduler import Jobs
-from search import pain_points
 from search.index import drain, index_exists, reindex
 from venues.models import Venue
 
@@ -17,7 +15,7 @@ DRAIN_INTERVAL_SECONDS = 10
 
 async def drain_outbox(ctx: AppContext) -> None:
     """Apply pending venue changes to the index; build the index first if it is missing."""
-    missing = ctx.extras.get("es") is not None and not await index_exists(ctx)
+    missing = ctx.elastic is not None and not await index_exists(ctx)
     if missing and await Venue.exists():
         try:
             await reindex(ctx, wait=0)
@@ -25,13 +23,3 @@ async def drain_outbox(ctx: AppContext) -> None:
             log.info("index build in progress elsewhere")
             return
     await drain(ctx)
-
-
-async def sync_pain_points(ctx: AppContext) -> None:
-    """Bring the pain-point index (similar items) up to date."""
-    await pain_points.sync(ctx)
-
-
-def register(jobs: Jobs) -> None:
-    jobs.every("search-index-drain", DRAIN_INTERVAL_SECONDS, drain_outbox)
-    jobs.every("search-pain-points-sync", DRAIN_INTERVAL_SECONDS, sync_pain_points)

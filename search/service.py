@@ -1,4 +1,4 @@
-"""Venue search: pick the backend, fall back to the database when Elasticsearch is down."""
+"""Venue search: Elasticsearch chosen at start-up, the database when it is down or absent."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from datetime import datetime
 
 from elastic_transport import ConnectionError as EsConnectionError
 from elastic_transport import ConnectionTimeout
-from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
+from elasticsearch import ApiError, NotFoundError
 
 from backend import geo, paging
-from backend.access import AppContext
 from backend.clock import to_local
+from backend.context import AppContext, Slot
+from backend.elastic import Elastic
 from search.backends import (
     DatabaseBackend,
     ElasticsearchBackend,
@@ -20,26 +21,43 @@ from search.backends import (
     SearchParams,
     SortKey,
 )
-from search.index import alias_name
 from search.schemas import SearchHit, SearchPage, VenueSearchQuery
 from venues.schemas import Location
 
 log = logging.getLogger("smartcircle.search")
-ES_TIMEOUT = 3.0
-# After Elasticsearch fails, this worker answers from the database for this long before retrying.
-BREAKER_SECONDS = 10.0
-BREAKER_KEY = "search_es_resting_until"
+
+
+class VenueSearch:
+    """The venue search backends of one app, chosen at start-up.
+
+    With Elasticsearch, :meth:`primary` is the Elasticsearch backend unless the shared circuit
+    breaker (``backend.elastic.Elastic``) rests after a failure; the database backend is the
+    fallback. Without Elasticsearch it is always the database.
+    """
+
+    def __init__(self, *, elastic: Elastic | None, alias: str) -> None:
+        self.elastic = elastic
+        self.alias = alias
+        self.database = DatabaseBackend()
+
+    def primary(self) -> SearchBackend:
+        """The backend to ask first for this request."""
+        if self.elastic is not None and self.elastic.available():
+            return ElasticsearchBackend(self.elastic.query_client, self.alias)
+        return self.database
+
+    def failed(self) -> None:
+        """Elasticsearch failed: rest the breaker, answer from the database meanwhile."""
+        if self.elastic is not None:
+            self.elastic.trip()
+
+
+VENUE_SEARCH: Slot[VenueSearch] = Slot("search.venues")
 
 
 def primary_backend(ctx: AppContext) -> SearchBackend:
-    """Elasticsearch when the app has a client and it has not just failed, else the database."""
-    client = ctx.extras.get("es")
-    resting = ctx.extras.get(BREAKER_KEY, 0.0) > ctx.clock.time()
-    if isinstance(client, AsyncElasticsearch) and not resting:
-        return ElasticsearchBackend(
-            client.options(request_timeout=ES_TIMEOUT, max_retries=0), alias_name(ctx.settings)
-        )
-    return DatabaseBackend()
+    """The backend that answers this request (Elasticsearch, or the database as fallback)."""
+    return ctx.get(VENUE_SEARCH).primary()
 
 
 def _scope(query: VenueSearchQuery, centre: geo.Point) -> str:
@@ -129,8 +147,9 @@ async def search_venues(
         log.warning(
             "search backend unavailable, using the database", extra={"error": type(exc).__name__}
         )
-        ctx.extras[BREAKER_KEY] = ctx.clock.time() + BREAKER_SECONDS
-        chosen = DatabaseBackend()
+        venues = ctx.get(VENUE_SEARCH)
+        venues.failed()
+        chosen = venues.database
         result = await chosen.search(params)
     next_cursor = None
     if result.next_key is not None:

@@ -13,7 +13,7 @@ from backend.clock import SHANGHAI
 from backend.models import Role, User
 from tests.crowdsource_helpers import many_users, token_headers
 from tests.factories import make_user, sign_in
-from venues.bookings.settings import EXTRAS_KEY, BookingSettings, Policy
+from venues.bookings.settings import BOOKING_SETTINGS, BookingSettings, Policy
 
 # Monday 2026-11-23, 09:05 in Hefei.
 NOW = datetime(2026, 11, 23, 9, 5, tzinfo=SHANGHAI)
@@ -44,7 +44,7 @@ def use_settings(ctx: AppContext, **policy: Any) -> BookingSettings:
     settings = BookingSettings(
         policy=Policy(**policy), templates=TEMPLATES, retry_base_seconds=10, max_attempts=4
     )
-    ctx.extras[EXTRAS_KEY] = settings
+    ctx.provide(BOOKING_SETTINGS, settings)
     return settings
 
 

@@ -20,9 +20,10 @@ from sanic import Sanic
 from tortoise import connections
 
 from backend import db
-from backend.access import AppContext
-from backend.app import create_app
 from backend.config import Settings
+from backend.context import AppContext
+from server import orm
+from server.app import create_app
 from tests.wechat_stub import APPID, SECRET, WeChatStub
 
 PROFILE = os.environ.get("SMARTCIRCLE_PROFILE", "embedded")
@@ -79,11 +80,11 @@ def settings(wechat: WeChatStub, var_dir: Path) -> Settings:
 async def _reset_schema(settings: Settings) -> None:
     """Start the session from an empty database, then apply the migrations."""
     if not settings.is_sqlite:
-        await db.open_database(settings)
+        await orm.open_database(settings)
         conn = connections.get("default")
         await conn.execute_script("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
         await db.close_database()
-    await db.migrate(settings)
+    await orm.migrate(settings)
 
 
 @pytest.fixture(scope="session")

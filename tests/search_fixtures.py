@@ -21,10 +21,8 @@ from sanic import Sanic
 from backend.access import AppContext
 from search.backends import DatabaseBackend, ElasticsearchBackend, SearchBackend
 from search.index import alias_name, drain
-from search.models import IndexOutbox
-from search.service import BREAKER_KEY
 from tests.conftest import PROFILE
-from venues.models import Venue, VenueKind
+from venues.models import IndexOutbox, Venue, VenueKind
 
 BACKEND_NAMES = ["database", "elasticsearch"] if PROFILE == "services" else ["database"]
 _seq = itertools.count(1)
@@ -41,26 +39,24 @@ async def delete_test_indices(client: AsyncElasticsearch, prefix: str) -> None:
 async def _search_session(app: Sanic) -> AsyncIterator[None]:
     yield
     ctx: AppContext = app.ctx.app_context
-    client = ctx.extras.get("es")
-    if client is not None:
-        await delete_test_indices(client, ctx.settings.es_index_prefix)
+    if ctx.elastic is not None:
+        await delete_test_indices(ctx.elastic.client, ctx.settings.es_index_prefix)
 
 
 @pytest.fixture(name="search_ctx")
 async def search_ctx_fixture(ctx: AppContext, _search_session: None) -> AsyncIterator[AppContext]:
     """The app context, with no venue index left over and Elasticsearch not resting."""
-    ctx.extras.pop(BREAKER_KEY, None)
-    client = ctx.extras.get("es")
-    if client is not None:
-        await delete_test_indices(client, ctx.settings.es_index_prefix)
+    if ctx.elastic is not None:
+        ctx.elastic.reset()
+        await delete_test_indices(ctx.elastic.client, ctx.settings.es_index_prefix)
     yield ctx
 
 
 def backend_named(name: str, ctx: AppContext) -> SearchBackend:
     if name == "database":
         return DatabaseBackend()
-    client = ctx.extras["es"]
-    return ElasticsearchBackend(client, alias_name(ctx.settings))
+    assert ctx.elastic is not None
+    return ElasticsearchBackend(ctx.elastic.client, alias_name(ctx.settings))
 
 
 @dataclass

@@ -69,15 +69,13 @@ async def test_wechat_errors_become_clear_answers(client, code, status, error_co
 
 
 async def test_wechat_unreachable_is_503(client, ctx):
-    original = ctx.extras["wechat"]
+    original = ctx.wechat
     async with httpx.AsyncClient(timeout=1) as http:
-        ctx.extras["wechat"] = WeChatClient(
-            base_url="http://127.0.0.1:9", appid="a", secret="s", http=http
-        )
+        ctx.wechat = WeChatClient(base_url="http://127.0.0.1:9", appid="a", secret="s", http=http)
         try:
             response = await wechat(client, "ok-carol")
         finally:
-            ctx.extras["wechat"] = original
+            ctx.wechat = original
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "wechat_unavailable"
 

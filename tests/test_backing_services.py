@@ -48,7 +48,7 @@ async def test_the_key_value_store_is_the_profile_s(ctx):
 
 
 async def test_elasticsearch_round_trip_when_configured(ctx):
-    es = ctx.extras.get("es")
+    es = ctx.elastic.client if ctx.elastic else None
     if PROFILE != "services":
         assert es is None
         return

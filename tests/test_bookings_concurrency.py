@@ -113,7 +113,7 @@ async def test_two_server_processes_compete_for_one_slot(client, ctx, tmp_path):
                         sys.executable,
                         "-m",
                         "sanic",
-                        "backend.app:create_app",
+                        "server.app:create_app",
                         "--factory",
                         "--host",
                         "127.0.0.1",

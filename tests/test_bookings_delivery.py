@@ -105,11 +105,11 @@ async def test_competing_deliverers_send_each_message_once(client, ctx, wechat):
 
 
 async def test_no_openid_or_template_means_in_app_only(client, ctx, wechat):
-    from venues.bookings.settings import EXTRAS_KEY, BookingSettings
+    from venues.bookings.settings import BOOKING_SETTINGS, BookingSettings
 
     wechat.reset_subscribe()
     site = await make_site(client, ctx)
-    ctx.extras[EXTRAS_KEY] = BookingSettings()  # no templates configured
+    ctx.provide(BOOKING_SETTINGS, BookingSettings())  # no templates configured
     user, headers = await resident(ctx)
     await book(client, headers, site.units[0]["id"], at(15))
     assert await OutboxMessage.filter(user_id=user.id).count() == 0

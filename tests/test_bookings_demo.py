@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from backend.clock import SHANGHAI
 from backend.models import Role
+from fixtures.venues_load import load_demo_venues
 from tests.factories import make_user
 from venues.bookings.demo import load_bookings_demo
 from venues.bookings.models import BookableUnit, Booking, SlotClaim
-from venues.demo import load_demo_venues
 
 
 async def test_demo_units_and_bookings(client, ctx):

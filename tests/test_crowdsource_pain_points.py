@@ -6,8 +6,8 @@ import asyncio
 
 from backend import geo
 from backend.models import AuditEntry, Role
+from crowdsource import similar_index
 from crowdsource.models import PainPoint, Participant
-from search import pain_points
 from tests.conftest import PROFILE
 from tests.crowdsource_helpers import create_campaign, many_headers, submit, token_headers
 from tests.factories import headers_for, make_user
@@ -196,15 +196,15 @@ async def test_similar_suggestions(client, ctx):
         client, resident, cid, title="学校门口拥堵", description="上下学时间校门口交通拥堵"
     )
     if PROFILE == "services":  # the pain-point index is kept in step by a scheduled sync
-        await pain_points.sync(ctx, refresh=True)
+        await similar_index.sync(ctx, refresh=True)
     response = await client.get(
         f"/api/v1/campaigns/{cid}/pain-points/similar", params={"text": "停车位不够，停车难"}
     )
     if PROFILE == "services":
-        await ctx.extras["es"].indices.delete(
-            index=pain_points.index_name(ctx.settings), ignore_unavailable=True
+        await ctx.elastic.client.indices.delete(
+            index=similar_index.index_name(ctx.settings), ignore_unavailable=True
         )
-        await ctx.kv.delete(pain_points.WATERMARK)
+        await ctx.kv.delete(similar_index.WATERMARK)
     assert response.status_code == 200, response.text
     body = response.json()
     expected = (

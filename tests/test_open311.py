@@ -317,10 +317,11 @@ SEED_ADMIN = textwrap.dedent(
     from backend.config import Settings
     from backend.models import Role, User
     from backend.security import hash_password
+    from server import orm
 
     async def main():
         settings = Settings.from_env()
-        await db.open_database(settings)
+        await orm.open_database(settings)
         await User.create(username="o311admin", password_hash=hash_password("o311-admin-pass"),
                           role=Role.BUREAU_ADMIN)
         await db.close_database()
@@ -341,7 +342,7 @@ async def test_a_published_client_library_works_against_a_real_server(app, ctx, 
     """georeport lists services, reads requests back (JSON and XML) from a real server."""
     env = _server_env(tmp_path)
     if PROFILE != "services":
-        _run([sys.executable, "-m", "backend", "migrate"], env)
+        _run([sys.executable, "-m", "server", "migrate"], env)
     _run([sys.executable, "-c", SEED_ADMIN], env)
     port = _free_port()
     log_path = tmp_path / "server.log"
@@ -351,7 +352,7 @@ async def test_a_published_client_library_works_against_a_real_server(app, ctx, 
                 sys.executable,
                 "-m",
                 "sanic",
-                "backend.app:create_app",
+                "server.app:create_app",
                 "--factory",
                 "--host",
                 "127.0.0.1",

@@ -139,7 +139,7 @@ async def test_the_staleness_age_is_a_setting(client, ctx):
     url = f"/api/v1/parking/{lot}/availability"
     published = await client.put(url, headers=key, json={"free_spaces": 30, "observed_at": at(0)})
     assert published.status_code == 200, published.text
-    if ctx.extras.get("es") is not None:  # services: the index holds this test's venues
+    if ctx.elastic is not None:  # services: the index holds this test's venues
         from search.index import reindex
 
         await reindex(ctx)

@@ -6,8 +6,8 @@ import pytest
 from sanic import Sanic
 
 from backend.access import ACCESS_ATTR, _is_library_route, check_every_route_declared
-from backend.app import create_app
 from backend.models import ApiKey, AuditEntry, Role, User
+from server.app import create_app
 from tests.factories import headers_for, make_user, sign_in
 
 NON_ADMIN_ROLES = [r for r in Role if r != Role.BUREAU_ADMIN]

@@ -106,7 +106,7 @@ async def test_two_app_processes_run_each_job_once(app, tmp_path):
     env = _process_env(tmp_path)
     if PROFILE != "services":
         subprocess.run(
-            [sys.executable, "-m", "backend", "migrate"],
+            [sys.executable, "-m", "server", "migrate"],
             env=env,
             cwd=REPO,
             check=True,
@@ -124,7 +124,7 @@ async def test_two_app_processes_run_each_job_once(app, tmp_path):
                         sys.executable,
                         "-m",
                         "sanic",
-                        "backend.app:create_app",
+                        "server.app:create_app",
                         "--factory",
                         "--host",
                         "127.0.0.1",

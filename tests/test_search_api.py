@@ -7,11 +7,11 @@ import json
 from datetime import datetime
 
 import pytest
-from elasticsearch import AsyncElasticsearch
 
 from backend import geo
 from backend.clock import SHANGHAI
 from tests.conftest import PROFILE
+from tests.elastic_helpers import dead_elasticsearch
 from tests.search_fixtures import (  # noqa: F401 - fixtures
     Spec,
     _search_session,
@@ -133,23 +133,14 @@ async def test_search_answers_from_the_database_when_elasticsearch_is_unreachabl
     client, search_ctx
 ):
     await seed(search_ctx, around(3))
-    dead = AsyncElasticsearch("http://127.0.0.1:9", request_timeout=1, max_retries=0)
-    saved = search_ctx.extras.get("es")
-    search_ctx.extras["es"] = dead
-    try:
+    async with dead_elasticsearch(search_ctx):
         response = await client.get(URL, params={"lat": CENTRE.lat, "lng": CENTRE.lng})
-    finally:
-        if saved is None:
-            search_ctx.extras.pop("es")
-        else:
-            search_ctx.extras["es"] = saved
-        await dead.close()
-    assert response.status_code == 200
-    assert response.headers["x-search-backend"] == "database"
-    assert [h["id"] for h in response.json()["items"]] == ["api-000", "api-001", "api-002"]
-    # For a while this worker does not even try: requests stay fast while it is down.
-    again = await client.get(URL, params={"lat": CENTRE.lat, "lng": CENTRE.lng})
-    assert again.headers["x-search-backend"] == "database"
+        assert response.status_code == 200
+        assert response.headers["x-search-backend"] == "database"
+        assert [h["id"] for h in response.json()["items"]] == ["api-000", "api-001", "api-002"]
+        # For a while this worker does not even try: requests stay fast while it is down.
+        again = await client.get(URL, params={"lat": CENTRE.lat, "lng": CENTRE.lng})
+        assert again.headers["x-search-backend"] == "database"
     search_ctx.clock.advance(11)
     later = await client.get(URL, params={"lat": CENTRE.lat, "lng": CENTRE.lng})
     assert later.headers["x-search-backend"] == PRIMARY

@@ -9,8 +9,8 @@ from elasticsearch import AsyncElasticsearch
 from backend.models import Role
 from search.backends import SearchParams
 from search.index import LOCK, alias_name, drain, reindex
-from search.models import IndexOutbox
 from tests.conftest import PROFILE
+from tests.elastic_helpers import dead_elasticsearch
 from tests.factories import headers_for
 from tests.search_fixtures import (  # noqa: F401 - fixtures
     Spec,
@@ -19,7 +19,7 @@ from tests.search_fixtures import (  # noqa: F401 - fixtures
     search_ctx_fixture,
     seed,
 )
-from venues.models import Venue
+from venues.models import IndexOutbox, Venue
 
 CENTRE = (31.8206, 117.2272)
 URL = "/api/v1/venues/search"
@@ -69,10 +69,7 @@ if PROFILE == "services":
     async def test_nothing_is_lost_while_elasticsearch_is_unreachable(client, search_ctx):
         await seed(search_ctx, [Spec(lat=CENTRE[0], lng=CENTRE[1], public_id="before")])
         admin = await headers_for(client, Role.BUREAU_ADMIN)
-        live = search_ctx.extras["es"]
-        dead = AsyncElasticsearch("http://127.0.0.1:9", request_timeout=1, max_retries=0)
-        search_ctx.extras["es"] = dead
-        try:
+        async with dead_elasticsearch(search_ctx):
             response = await client.post("/api/v1/venues", headers=admin, json=VENUE)
             assert response.status_code == 201
             found = await client.get(URL, params={"lat": CENTRE[0], "lng": CENTRE[1]})
@@ -83,9 +80,6 @@ if PROFILE == "services":
             except Exception as exc:  # the scheduled job logs this and retries later
                 assert "Connection" in type(exc).__name__
             assert await IndexOutbox.all().count() == 1
-        finally:
-            search_ctx.extras["es"] = live
-            await dead.close()
         assert await drain(search_ctx, refresh=True) == 1
         es = backend_named("elasticsearch", search_ctx)
         hits = (await es.search(everywhere(search_ctx))).hits
@@ -95,7 +89,8 @@ if PROFILE == "services":
         venues = await seed(
             search_ctx, [Spec(lat=CENTRE[0] + i / 1000, lng=CENTRE[1]) for i in range(30)]
         )
-        es: AsyncElasticsearch = search_ctx.extras["es"]
+        assert search_ctx.elastic is not None
+        es: AsyncElasticsearch = search_ctx.elastic.client
         alias = alias_name(search_ctx.settings)
         (old,) = (await es.indices.get_alias(name=alias)).body
         # Drift: a document lost and a removed venue still indexed.

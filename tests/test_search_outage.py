@@ -16,11 +16,10 @@ from pathlib import Path
 from elasticsearch import AsyncElasticsearch
 
 from backend.models import Role
-from search import service as search_service
 from search.index import drain, reindex
-from search.models import IndexOutbox
 from tests.conftest import PROFILE
 from tests.factories import headers_for
+from venues.models import IndexOutbox
 
 REPO = Path(__file__).resolve().parent.parent
 PORT = 9251
@@ -61,15 +60,15 @@ async def names(client) -> tuple[str, set[str]]:
 async def test_search_survives_elasticsearch_stopping_and_catches_up(client, ctx):
     admin = await headers_for(client, Role.BUREAU_ADMIN)
     if PROFILE != "services":
-        assert ctx.extras.get("es") is None
+        assert ctx.elastic is None
         await client.post("/api/v1/venues", headers=admin, json=venue("荷叶地书房"))
         assert await names(client) == ("database", {"荷叶地书房"})
         return
-    shared = ctx.extras["es"]
+    shared = ctx.elastic.client
     await node("start", "outage", str(PORT))
     private = AsyncElasticsearch(f"http://127.0.0.1:{PORT}", request_timeout=5)
-    ctx.extras["es"] = private
-    ctx.extras.pop(search_service.BREAKER_KEY, None)
+    ctx.elastic.client = private
+    ctx.elastic.reset()
     try:
         await reindex(ctx)
         created = await client.post("/api/v1/venues", headers=admin, json=venue("荷叶地书房"))
@@ -90,10 +89,10 @@ async def test_search_survives_elasticsearch_stopping_and_catches_up(client, ctx
         await node("start", "outage", str(PORT))  # back, with its data
         assert await drain(ctx, refresh=True) == 1
         assert await IndexOutbox.all().count() == 0
-        ctx.extras.pop(search_service.BREAKER_KEY, None)
+        ctx.elastic.reset()
         assert await names(client) == ("elasticsearch", {"荷叶地书房", "停电期间新开书房"})
     finally:
-        ctx.extras["es"] = shared
-        ctx.extras.pop(search_service.BREAKER_KEY, None)
+        ctx.elastic.client = shared
+        ctx.elastic.reset()
         await private.close()
         await node("stop", "outage")

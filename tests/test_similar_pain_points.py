@@ -4,9 +4,10 @@ the database (embedded); the same suggestions either way for clear cases."""
 from __future__ import annotations
 
 from backend.models import Role
-from search import pain_points
+from crowdsource import similar_index
 from tests.conftest import PROFILE
 from tests.crowdsource_helpers import create_campaign, submit
+from tests.elastic_helpers import dead_elasticsearch
 from tests.factories import headers_for
 
 
@@ -42,8 +43,8 @@ async def test_similar_items_come_from_the_profile_s_backend(client, ctx):
             f"/api/v1/pain-points/{hidden['id']}/report", headers=reporter, json={"reason": "重复"}
         )
     if PROFILE == "services":
-        assert await pain_points.sync(ctx, refresh=True) == 3
-        assert await pain_points.sync(ctx, refresh=True) == 3  # the overlap re-reads, harmlessly
+        assert await similar_index.sync(ctx, refresh=True) == 3
+        assert await similar_index.sync(ctx, refresh=True) == 3  # the overlap re-reads, harmlessly
     url = f"/api/v1/campaigns/{campaign['id']}/pain-points/similar"
     try:
         response = await client.get(url, params={"text": "医院附近停车位不够，停车排长队"})
@@ -58,17 +59,14 @@ async def test_similar_items_come_from_the_profile_s_backend(client, ctx):
         assert hidden["id"] not in ids
         assert toilet["id"] not in ids[:1]
     finally:
-        es = ctx.extras.get("es")
-        if es is not None:
-            await es.indices.delete(
-                index=pain_points.index_name(ctx.settings), ignore_unavailable=True
+        if ctx.elastic is not None:
+            await ctx.elastic.client.indices.delete(
+                index=similar_index.index_name(ctx.settings), ignore_unavailable=True
             )
-            await ctx.kv.delete(pain_points.WATERMARK)
+            await ctx.kv.delete(similar_index.WATERMARK)
 
 
 async def test_elasticsearch_failure_falls_back_to_the_database(client, ctx):
-    from elasticsearch import AsyncElasticsearch
-
     curator = await headers_for(client, Role.CURATOR)
     resident = await headers_for(client, Role.RESIDENT)
     campaign = await create_campaign(client, curator, ctx)
@@ -79,17 +77,9 @@ async def test_elasticsearch_failure_falls_back_to_the_database(client, ctx):
         title="医院周边停车太难",
         description="省立医院周边停车位太少。",
     )
-    live = ctx.extras.get("es")
-    dead = AsyncElasticsearch("http://127.0.0.1:9", request_timeout=1, max_retries=0)
-    ctx.extras["es"] = dead
-    try:
+    async with dead_elasticsearch(ctx):
         response = await client.get(
             f"/api/v1/campaigns/{campaign['id']}/pain-points/similar", params={"text": "医院停车难"}
         )
-    finally:
-        ctx.extras["es"] = live
-        if live is None:
-            ctx.extras.pop("es")
-        await dead.close()
     assert response.status_code == 200
     assert [i["id"] for i in response.json()["items"]] == [item["id"]]

@@ -9,9 +9,8 @@ import pytest
 from backend import geo
 from backend.clock import SHANGHAI
 from backend.models import AuditEntry, Role
-from search.models import IndexOutbox
 from tests.factories import headers_for, make_user, sign_in
-from venues.models import Venue, VenueStatus
+from venues.models import IndexOutbox, Venue, VenueStatus
 
 WEDNESDAY_10AM = datetime(2026, 11, 18, 10, 0, tzinfo=SHANGHAI)
 TOILET = {
@@ -232,7 +231,7 @@ async def test_unknown_venue_is_404(client):
 
 
 async def test_the_venue_and_its_outbox_row_commit_together(client, monkeypatch):
-    from search import outbox
+    from venues import outbox
 
     async def broken(**kwargs):
         raise RuntimeError("outbox unavailable")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from fixtures.venues_demo import generate_venues
-from search.models import IndexOutbox
-from venues.demo import checked_row, load_demo_venues
-from venues.models import Venue
+from fixtures.venues_load import checked_row, load_demo_venues
+from venues.models import IndexOutbox, Venue
 
 
 def test_every_generated_row_passes_the_venue_rules():
@@ -25,7 +24,7 @@ async def test_loading_is_idempotent_and_feeds_the_outbox(ctx):
 
 
 async def test_demo_books_give_book_search_something_to_find(client, ctx):
-    from venues.demo import load_demo_books
+    from fixtures.venues_load import load_demo_books
     from venues.models import Holding
 
     await load_demo_venues(now=ctx.clock.now(), seed=5, count=400)

@@ -105,3 +105,17 @@ class Holding(Model):
     class Meta:
         table = "venues_holding"
         unique_together = (("venue", "book"),)
+
+
+# The outbox of the search projection: written in the transaction that changes the venue
+# (venues/outbox.py) and drained into Elasticsearch by ``search.index.drain``. It moved here from
+# the ``search`` app; the table keeps its name (venues/migrations/0003_index_outbox.py).
+class IndexOutbox(Model):
+    """A venue whose index document must be rewritten (or deleted), written with the change."""
+
+    id = fields.BigIntField(primary_key=True)
+    venue_public_id = fields.CharField(max_length=32, db_index=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "search_index_outbox"

@@ -14,7 +14,7 @@ from backend.audit import record
 from backend.clock import to_local
 from backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from backend.models import Role, User
-from search import outbox
+from venues import outbox
 from venues.documents import live_state, venue_doc
 from venues.models import Book, Holding, ParkingObservation, Venue, VenueKind, VenueStatus
 from venues.schemas import (

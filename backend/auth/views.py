@@ -34,9 +34,7 @@ TAG = "auth"
     errors=(429, 503),
 )
 async def wechat_sign_in(request: Request, call: Call) -> TokenOut:
-    return await service.sign_in_wechat(
-        ctx=call.ctx, code=call.body.code, wechat=call.ctx.extras["wechat"]
-    )
+    return await service.sign_in_wechat(ctx=call.ctx, code=call.body.code, wechat=call.ctx.wechat)
 
 
 @bp.post("/auth/login")

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 from backend.access import AppContext
-from backend.scheduler import Jobs
 from crowdsource.challenges import curation
 
 
 async def close_submissions(ctx: AppContext) -> None:
     """Record the close of submissions of every challenge past its deadline."""
     await curation.close_due_submissions(ctx=ctx)
-
-
-def register(jobs: Jobs) -> None:
-    jobs.every("challenges.close_submissions", 60, close_submissions)

@@ -48,10 +48,7 @@ class SubscribeClient:
 
     @property
     def http(self) -> httpx.AsyncClient:
-        client = self.ctx.extras.get("http")
-        if not isinstance(client, httpx.AsyncClient):
-            raise Transient("http client not ready")
-        return client
+        return self.ctx.http
 
     @property
     def base(self) -> str:

@@ -7,7 +7,6 @@ from datetime import timedelta
 from tortoise.transactions import in_transaction
 
 from backend.access import AppContext
-from backend.scheduler import Jobs
 from venues.bookings import service
 from venues.bookings.delivery import deliver_outbox
 from venues.bookings.messages import booking_message
@@ -86,12 +85,3 @@ async def promote_waitlist(ctx: AppContext) -> None:
 async def deliver(ctx: AppContext) -> None:
     """Send due WeChat subscription messages."""
     await deliver_outbox(ctx)
-
-
-def register(jobs: Jobs) -> None:
-    jobs.every("bookings.expire_holds", 30, expire_holds)
-    jobs.every("bookings.no_shows", 60, mark_no_shows)
-    jobs.every("bookings.complete", 300, complete_visits)
-    jobs.every("bookings.reminders", 60, queue_reminders)
-    jobs.every("bookings.waitlist", 60, promote_waitlist)
-    jobs.every("bookings.deliver", 15, deliver)

@@ -1,7 +1,8 @@
 """Booking settings: city-wide policy defaults and WeChat template ids, read from the environment.
 
-Read once per app on first use (never at import time) and kept in ``ctx.extras``; tests may put
-their own :class:`BookingSettings` there. Every variable is listed in docs (bookings section).
+Read once per app at start-up (never at import time) by ``venues/feature.py`` and kept in the app
+context's :data:`BOOKING_SETTINGS` slot; tests may provide their own :class:`BookingSettings`.
+Every variable is listed in docs (bookings section).
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from backend.access import AppContext
 from backend.config import SettingsError, parse_bool
+from backend.context import AppContext, Slot
 
-EXTRAS_KEY = "booking_settings"
 POLICY_ENV_PREFIX = "SMARTCIRCLE_BOOKING_"
 TEMPLATE_KINDS = ("confirmed", "cancelled", "reminder", "waitlist_offer")
 
@@ -83,10 +83,9 @@ class BookingSettings:
         return cls(policy=Policy(**values), templates=templates, page=page)
 
 
+BOOKING_SETTINGS: Slot[BookingSettings] = Slot("bookings.settings")
+
+
 def booking_settings(ctx: AppContext) -> BookingSettings:
-    """This app's booking settings (read from the environment on first use)."""
-    found = ctx.extras.get(EXTRAS_KEY)
-    if not isinstance(found, BookingSettings):
-        found = BookingSettings.from_env()
-        ctx.extras[EXTRAS_KEY] = found
-    return found
+    """This app's booking settings (read from the environment at start-up)."""
+    return ctx.get(BOOKING_SETTINGS)

@@ -1,4 +1,9 @@
-"""Command line: ``python -m backend migrate | load-demo | create-user``."""
+"""Command line: ``python -m server migrate | create-user | reindex | drain``.
+
+``reindex`` builds a fresh Elasticsearch index from the database and swaps the alias to it (run it
+once on a new cluster, or after a mapping change); ``drain`` applies pending outbox rows now. Both
+need the services profile (``ELASTICSEARCH_URL``).
+"""
 
 from __future__ import annotations
 
@@ -7,34 +12,24 @@ import asyncio
 import getpass
 import sys
 
-from backend import db
 from backend.config import Settings
+from backend.context import build_context
+from backend.db import close_database
 from backend.models import Role, User
 from backend.security import hash_password
+from server.orm import migrate, open_database
 
 
 async def _migrate(settings: Settings) -> None:
-    await db.migrate(settings)
+    await migrate(settings)
     print(f"migrations applied ({'sqlite' if settings.is_sqlite else 'postgresql'})")
-
-
-async def _load_demo(settings: Settings) -> None:
-    from fixtures.demo import load_demo
-
-    await db.open_database(settings)
-    try:
-        summary = await load_demo(settings)
-    finally:
-        await db.close_database()
-    for line in summary:
-        print(line)
 
 
 async def _create_user(settings: Settings, username: str, role: str, street: str | None) -> None:
     password = getpass.getpass("password: ")
     if len(password) < 10:
         raise SystemExit("password must have at least 10 characters")
-    await db.open_database(settings)
+    await open_database(settings)
     try:
         await User.create(
             username=username,
@@ -43,27 +38,45 @@ async def _create_user(settings: Settings, username: str, role: str, street: str
             street_code=street,
         )
     finally:
-        await db.close_database()
+        await close_database()
     print(f"created {role} {username}")
 
 
+async def _search_index(settings: Settings, command: str) -> None:
+    from search.index import drain, reindex
+
+    if not settings.elasticsearch_url:
+        raise SystemExit("ELASTICSEARCH_URL is not set: the database backend needs no index")
+    ctx = build_context(settings)
+    await open_database(settings)
+    try:
+        if command == "reindex":
+            print(f"index {await reindex(ctx)} now behind the alias")
+        else:
+            print(f"{await drain(ctx)} outbox rows applied")
+    finally:
+        await close_database()
+        await ctx.close()
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend")
+    parser = argparse.ArgumentParser(prog="python -m server")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations")
-    sub.add_parser("load-demo", help="load the demo data (idempotent)")
     create = sub.add_parser("create-user", help="create a staff account")
     create.add_argument("username")
     create.add_argument("role", choices=[r.value for r in Role if r != Role.RESIDENT])
     create.add_argument("--street")
+    sub.add_parser("reindex", help="rebuild the Elasticsearch index and swap the alias")
+    sub.add_parser("drain", help="apply pending index outbox rows now")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.command == "migrate":
         asyncio.run(_migrate(settings))
-    elif args.command == "load-demo":
-        asyncio.run(_load_demo(settings))
     elif args.command == "create-user":
         asyncio.run(_create_user(settings, args.username, args.role, args.street))
+    elif args.command in ("reindex", "drain"):
+        asyncio.run(_search_index(settings, args.command))
     return 0
 
 

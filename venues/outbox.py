@@ -1,10 +1,14 @@
-"""Writing to the index outbox: call inside the transaction that changes the venue."""
+"""The index outbox of venues: call inside the transaction that changes the venue.
+
+The search projection (``search/index.py``) drains it into Elasticsearch; venues never import
+``search``.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from search.models import IndexOutbox
+from venues.models import IndexOutbox
 
 
 async def enqueue(*, venue_public_id: str, now: datetime) -> None:

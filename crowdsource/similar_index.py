@@ -9,7 +9,11 @@
   ``updated_at``. Writing a document twice is harmless. Losing the watermark (Redis emptied) only
   means a full pass. One worker syncs at a time (a KV lock). Nothing is written during requests.
 * :class:`ElasticsearchSimilarity` answers ``/pain-points/similar`` in the services profile and
-  falls back to the database method when Elasticsearch fails.
+  falls back to the database method when Elasticsearch fails (and, while the shared circuit
+  breaker rests, without trying).
+
+The index is part of crowdsourcing (similar items are a crowdsourcing feature); the job that
+syncs it is declared in ``crowdsource/feature.py``.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from elastic_transport import ConnectionError as EsConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
 
-from backend.access import AppContext
 from backend.config import Settings
+from backend.context import AppContext
+from backend.elastic import Elastic
 from backend.kv import LockNotAcquired
 from crowdsource.models import Campaign, PainPoint, Status
 from crowdsource.similarity import LISTED, DatabaseSimilarity, Match
 
-log = logging.getLogger("smartcircle.search.pain_points")
+log = logging.getLogger("smartcircle.crowdsource.similar_index")
 LOCK = "search:pain-points"
 WATERMARK = "search:pain-points:watermark"
 OVERLAP = timedelta(minutes=1)
@@ -78,12 +83,11 @@ def _doc(item: PainPoint, campaign_public_id: str) -> dict[str, Any]:
 
 async def sync(ctx: AppContext, *, refresh: bool = False) -> int:
     """Index the pain points changed since the watermark; returns how many were written."""
-    client = ctx.extras.get("es")
-    if not isinstance(client, AsyncElasticsearch):
+    if ctx.elastic is None:
         return 0
     try:
         async with ctx.kv.hold(LOCK, ttl=120):
-            return await _sync(ctx, client, refresh=refresh)
+            return await _sync(ctx, ctx.elastic.client, refresh=refresh)
     except LockNotAcquired:
         return 0
 
@@ -128,19 +132,24 @@ class ElasticsearchSimilarity:
 
     name = "elasticsearch-more-like-this"
 
-    def __init__(self, client: AsyncElasticsearch, settings: Settings) -> None:
-        self._client = client.options(request_timeout=3, max_retries=0)
+    def __init__(self, elastic: Elastic, settings: Settings) -> None:
+        self._elastic = elastic
         self._settings = settings
+        self._fallback = DatabaseSimilarity()
 
     async def similar(self, *, campaign: Campaign, text: str, limit: int) -> list[Match]:
+        if not self._elastic.available():
+            return await self._fallback.similar(campaign=campaign, text=text, limit=limit)
         try:
             return await self._search(campaign=campaign, text=text, limit=limit)
         except (EsConnectionError, ConnectionTimeout, NotFoundError, ApiError) as exc:
             log.warning("similarity on the database", extra={"error": type(exc).__name__})
-            return await DatabaseSimilarity().similar(campaign=campaign, text=text, limit=limit)
+            if not isinstance(exc, NotFoundError):
+                self._elastic.trip()
+            return await self._fallback.similar(campaign=campaign, text=text, limit=limit)
 
     async def _search(self, *, campaign: Campaign, text: str, limit: int) -> list[Match]:
-        response = await self._client.search(
+        response = await self._elastic.query_client.search(
             index=index_name(self._settings),
             size=limit,
             query={

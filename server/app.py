@@ -1,4 +1,4 @@
-"""The app factory: ``sanic backend.app:create_app --factory``."""
+"""The app factory: ``sanic server.app:create_app --factory``."""
 
 from __future__ import annotations
 
@@ -8,65 +8,31 @@ import re
 import time
 import uuid
 
-import httpx
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 
-from backend import db, elastic, scheduler
-from backend.access import AppContext, check_every_route_declared, route_access
-from backend.auth.views import bp as auth_bp
-from backend.auth.wechat import WeChatClient
-from backend.clock import Clock
+from backend import db
+from backend.access import check_every_route_declared, route_access
 from backend.config import Settings
+from backend.context import AppContext, build_context
 from backend.errors import Forbidden, install_error_handlers
-from backend.health import bp as health_bp
-from backend.kv import MemoryKeyValue, RedisKeyValue
+from backend.features import Feature
 from backend.logs import configure_logging, request_id_var
-from backend.notifications import bp as notifications_bp
-from crowdsource import scheduled as crowdsource_scheduled
-from crowdsource.challenges import scheduled as challenges_scheduled
-from crowdsource.challenges.views import bp as vendors_bp
-from crowdsource.challenges.views import challenges_bp
-from crowdsource.open311 import bp as open311_bp
-from crowdsource.open311 import clients_bp as open311_clients_bp
-from crowdsource.views import bp as crowdsource_bp
-from search import scheduled as search_scheduled
-from search.views import bp as search_bp
-from venues.bookings import scheduled as bookings_scheduled
-from venues.bookings.views import bp as bookings_bp
-from venues.views import bp as venues_bp
+from backend.scheduler import Jobs
+from server.features import FEATURES
+from server.orm import apps
 
 log = logging.getLogger("smartcircle.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
-
-# (blueprint, job registration) of every feature, in mounting order.
-BLUEPRINTS = (
-    health_bp,
-    auth_bp,
-    crowdsource_bp,
-    vendors_bp,
-    challenges_bp,
-    notifications_bp,
-    open311_bp,
-    open311_clients_bp,
-    search_bp,
-    venues_bp,
-    bookings_bp,
-)
-JOB_REGISTRATIONS = (
-    scheduler.register,
-    search_scheduled.register,
-    crowdsource_scheduled.register,
-    challenges_scheduled.register,
-    bookings_scheduled.register,
-)
 
 
 def _dumps(value: object, **kwargs: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), **kwargs)  # type: ignore[arg-type]
 
 
-def create_app(settings: Settings | None = None) -> Sanic:
+def create_app(
+    settings: Settings | None = None, *, features: tuple[Feature, ...] = FEATURES
+) -> Sanic:
     """Build the app for these settings (read from the environment when not given)."""
     if not isinstance(settings, Settings):  # the sanic CLI passes its own arguments
         settings = Settings.from_env()
@@ -90,25 +56,21 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
     app.ext.openapi.add_security_scheme("apiKey", "apiKey", location="header", name="X-Api-Key")
 
-    clock = Clock()
-    kv = (
-        RedisKeyValue.from_url(settings.redis_url, prefix=settings.kv_prefix)
-        if settings.redis_url
-        else MemoryKeyValue(prefix=settings.kv_prefix)
-    )
-    ctx = AppContext(settings=settings, kv=kv, clock=clock)
+    ctx = build_context(settings)
     app.ctx.app_context = ctx
     app.ctx.settings = settings
-    jobs = scheduler.Jobs(ctx)
+    jobs = Jobs(ctx)
     app.ctx.jobs = jobs
-    for register in JOB_REGISTRATIONS:
-        register(jobs)
+    for feature in features:
+        for job in feature.jobs:
+            jobs.every(job.name, job.interval(settings), job.func)
 
-    db.register_database(app, settings)
-    _register_clients(app, ctx)
+    db.register_database(app, settings, apps())
+    _register_features(app, ctx, features)
     _register_middleware(app)
-    for bp in BLUEPRINTS:
-        app.blueprint(bp)
+    for feature in features:
+        for bp in feature.blueprints:
+            app.blueprint(bp)
     install_error_handlers(app)
 
     @app.before_server_start
@@ -127,31 +89,21 @@ def create_app(settings: Settings | None = None) -> Sanic:
     return app
 
 
-def _register_clients(app: Sanic, ctx: AppContext) -> None:
-    settings = ctx.settings
+def _register_features(app: Sanic, ctx: AppContext, features: tuple[Feature, ...]) -> None:
+    """Run each feature's start-up hooks once the database is open; stop hooks, then close."""
 
-    @app.before_server_start
-    async def _open_clients(app: Sanic) -> None:
-        http = httpx.AsyncClient(timeout=settings.wechat_timeout)
-        ctx.extras["http"] = http
-        ctx.extras["wechat"] = WeChatClient(
-            base_url=settings.wechat_base_url,
-            appid=settings.wechat_appid,
-            secret=settings.wechat_secret,
-            http=http,
-        )
-        if settings.elasticsearch_url:
-            ctx.extras["es"] = elastic.create_client(settings)
+    @app.before_server_start  # registered after the database listener, so it runs after it
+    async def _start_features(app: Sanic) -> None:
+        for feature in features:
+            for hook in feature.on_start:
+                await hook(ctx)
 
     @app.after_server_stop
-    async def _close_clients(app: Sanic) -> None:
-        http = ctx.extras.pop("http", None)
-        if http is not None:
-            await http.aclose()
-        es = ctx.extras.pop("es", None)
-        if es is not None:
-            await es.close()
-        await ctx.kv.close()
+    async def _stop_features(app: Sanic) -> None:
+        for feature in reversed(features):
+            for hook in feature.on_stop:
+                await hook(ctx)
+        await ctx.close()
 
 
 def _register_middleware(app: Sanic) -> None:

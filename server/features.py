@@ -1,0 +1,11 @@
+"""Every feature of the app, in mounting order. Adding a feature is one line here."""
+
+from __future__ import annotations
+
+from backend.feature import FEATURE as CORE
+from backend.features import Feature
+from crowdsource.feature import FEATURE as CROWDSOURCE
+from search.feature import FEATURE as SEARCH
+from venues.feature import FEATURE as VENUES
+
+FEATURES: tuple[Feature, ...] = (CORE, CROWDSOURCE, SEARCH, VENUES)
