@@ -22,8 +22,8 @@ from openpyxl.cell import WriteOnlyCell
 from backend.access import AppContext, Principal
 from backend.clock import to_local
 from crowdsource import counters
+from crowdsource.campaigns import get_campaign_or_raise
 from crowdsource.models import Campaign, PainPoint
-from crowdsource.service import get_campaign_or_raise
 
 BATCH = 1000
 HEADERS = (

@@ -36,17 +36,19 @@ import ipaddress
 import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
 from backend.access import AppContext, Principal
 from backend.audit import record
 from backend.errors import Conflict, NotFound
 from backend.scheduler import EPOCH
+from backend.uow import unit_of_work
 from crowdsource import counters
 from crowdsource.models import Campaign, PainPoint, Participant, RefusalTally, Vote, VoteFlag
+from crowdsource.presenters import flag_out
 from crowdsource.schemas import FlagOut, FlagResolveIn, IntegrityReport
 
 log = logging.getLogger("smartcircle.crowdsource")
@@ -134,13 +136,21 @@ async def flush_refusals(*, ctx: AppContext, campaign: Campaign) -> int:
         n = await ctx.kv.get_int(key)
         if n <= 0:
             continue
-        await RefusalTally.bulk_create(
-            [RefusalTally(campaign_id=campaign.id, code=code)], ignore_conflicts=True
-        )
-        await RefusalTally.filter(campaign_id=campaign.id, code=code).update(count=F("count") + n)
-        await ctx.kv.incr(key, -n)  # keeps increments that landed meanwhile
+        async with unit_of_work() as uow:
+            await RefusalTally.bulk_create(
+                [RefusalTally(campaign_id=campaign.id, code=code)], ignore_conflicts=True
+            )
+            await RefusalTally.filter(campaign_id=campaign.id, code=code).update(
+                count=F("count") + n
+            )
+            uow.after_commit(partial(_drain, ctx=ctx, key=key, n=n))
         folded += n
     return folded
+
+
+async def _drain(*, ctx: AppContext, key: str, n: int) -> None:
+    """Take what was folded off the store's counter (keeps increments that landed meanwhile)."""
+    await ctx.kv.incr(key, -n)
 
 
 # -- detection --------------------------------------------------------------------------
@@ -254,7 +264,7 @@ async def _flag(
     if flag.status != "open":
         return
     ids = [r["id"] for r in group]
-    async with in_transaction():
+    async with unit_of_work():
         await Vote.filter(id__in=ids, flag_id__isnull=True).update(flag_id=flag.id)
         await VoteFlag.filter(id=flag.id).update(
             votes=len(ids), accounts=len({r["user_id"] for r in group})
@@ -283,31 +293,18 @@ async def scan(*, ctx: AppContext) -> int:
 # -- report and review ------------------------------------------------------------------
 
 
-async def _flag_out(flag: VoteFlag) -> FlagOut:
+async def _present(flag: VoteFlag) -> FlagOut:
     accounts = (
         await Vote.filter(flag_id=flag.id)
         .distinct()
         .limit(50)
         .values_list("user__public_id", flat=True)
     )
-    return FlagOut(
-        id=flag.public_id,
-        heuristic=flag.heuristic,
+    return flag_out(
+        flag,
         reason=REASONS.get(flag.heuristic, flag.heuristic),
-        subject=flag.subject,
-        pain_point_id=flag.subject if flag.pain_point_id else None,  # type: ignore[attr-defined]
-        window_start=flag.window_start,
-        window_end=flag.window_end,
-        votes=flag.votes,
-        accounts=flag.accounts,
         votes_held=await Vote.filter(flag_id=flag.id).count(),
         account_ids=sorted(str(a) for a in accounts),
-        status=flag.status,  # type: ignore[arg-type]
-        note=flag.note or None,
-        votes_discarded=flag.votes_discarded,
-        resolved_by=flag.resolved_by,
-        resolved_at=flag.resolved_at,
-        created_at=flag.created_at,
     )
 
 
@@ -335,7 +332,7 @@ async def report(*, ctx: AppContext, campaign: Campaign) -> IntegrityReport:
         votes_discarded=sum(f.votes_discarded for f in flags),
         refused=dict(sorted(refused.items())),
         refused_total=sum(refused.values()),
-        flags=[await _flag_out(f) for f in flags],
+        flags=[await _present(f) for f in flags],
     )
 
 
@@ -348,7 +345,7 @@ async def resolve_flag(
         raise NotFound("标记不存在", code="flag_not_found")
     now = ctx.clock.now()
     note = data.note.strip()
-    async with in_transaction():
+    async with unit_of_work() as uow:
         claimed = await VoteFlag.filter(id=flag.id, status="open").update(
             status="resolving", resolved_by=actor.user_id, resolved_at=now, note=note
         )
@@ -372,9 +369,14 @@ async def resolve_flag(
             reason=note,
             detail={"decision": data.decision, "heuristic": flag.heuristic, "removed": removed},
         )
-    if removed:
-        try:
-            await counters.rebuild(ctx=ctx, campaign=campaign)
-        except counters.KV_ERRORS:
-            log.warning("vote counters unreachable, reconciliation will catch up")
-    return await _flag_out(await VoteFlag.get(id=flag.id))
+        if removed:
+            uow.after_commit(partial(_rebuild_counters, ctx=ctx, campaign=campaign))
+    return await _present(await VoteFlag.get(id=flag.id))
+
+
+async def _rebuild_counters(*, ctx: AppContext, campaign: Campaign) -> None:
+    """The counts and the ranking drop at once after discarded votes."""
+    try:
+        await counters.rebuild(ctx=ctx, campaign=campaign)
+    except counters.KV_ERRORS:
+        log.warning("vote counters unreachable, reconciliation will catch up")

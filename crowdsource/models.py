@@ -79,9 +79,11 @@ class PainPoint(Model):
     campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
         "crowdsource.Campaign", related_name="pain_points", on_delete=fields.CASCADE
     )
+    campaign_id: int
     author: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "core.User", related_name="pain_points", on_delete=fields.CASCADE
     )
+    author_id: int
     audience = fields.CharEnumField(Audience, max_length=16)
     company_name = fields.CharField(max_length=100, null=True)
     department_name = fields.CharField(max_length=100, null=True)
@@ -100,6 +102,7 @@ class PainPoint(Model):
     duplicate_of: fields.ForeignKeyNullableRelation[PainPoint] = fields.ForeignKeyField(
         "crowdsource.PainPoint", related_name="duplicates", null=True, on_delete=fields.SET_NULL
     )
+    duplicate_of_id: int | None
     moderated_by = fields.CharField(max_length=32, null=True)
     moderated_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
@@ -118,12 +121,15 @@ class Vote(Model):
     pain_point: fields.ForeignKeyRelation[PainPoint] = fields.ForeignKeyField(
         "crowdsource.PainPoint", related_name="votes", on_delete=fields.CASCADE
     )
+    pain_point_id: int
     campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
         "crowdsource.Campaign", related_name="votes", on_delete=fields.CASCADE
     )
+    campaign_id: int
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "core.User", related_name="votes", on_delete=fields.CASCADE
     )
+    user_id: int
     audience = fields.CharEnumField(Audience, max_length=16)
     created_at = fields.DatetimeField()
     # Salted (HMAC with the app secret), truncated hashes: the address, its /24 (IPv6: /48)
@@ -134,6 +140,7 @@ class Vote(Model):
     flag: fields.ForeignKeyNullableRelation[VoteFlag] = fields.ForeignKeyField(
         "crowdsource.VoteFlag", related_name="flagged_votes", null=True, on_delete=fields.SET_NULL
     )
+    flag_id: int | None
 
     class Meta:
         app = "crowdsource"
@@ -149,9 +156,11 @@ class Participant(Model):
     campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
         "crowdsource.Campaign", related_name="participants", on_delete=fields.CASCADE
     )
+    campaign_id: int
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "core.User", related_name="campaign_participations", on_delete=fields.CASCADE
     )
+    user_id: int
     submissions = fields.IntField(default=0)
     votes = fields.IntField(default=0)
 
@@ -168,9 +177,11 @@ class Report(Model):
     pain_point: fields.ForeignKeyRelation[PainPoint] = fields.ForeignKeyField(
         "crowdsource.PainPoint", related_name="reports", on_delete=fields.CASCADE
     )
+    pain_point_id: int
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "core.User", related_name="reports", on_delete=fields.CASCADE
     )
+    user_id: int
     reason = fields.CharField(max_length=200, default="")
     created_at = fields.DatetimeField()
 
@@ -187,12 +198,15 @@ class Merge(Model):
     campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
         "crowdsource.Campaign", related_name="merges", on_delete=fields.CASCADE
     )
+    campaign_id: int
     target: fields.ForeignKeyRelation[PainPoint] = fields.ForeignKeyField(
         "crowdsource.PainPoint", related_name="merges_in", on_delete=fields.CASCADE
     )
+    target_id: int
     source: fields.OneToOneRelation[PainPoint] = fields.OneToOneField(
         "crowdsource.PainPoint", related_name="merged_into", on_delete=fields.CASCADE
     )
+    source_id: int
     votes_moved = fields.IntField(default=0)
     votes_deduplicated = fields.IntField(default=0)
     reason = fields.TextField(default="")
@@ -215,6 +229,7 @@ class Open311Client(Model):
     account: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "core.User", related_name="open311_clients", on_delete=fields.CASCADE
     )
+    account_id: int
     audience = fields.CharEnumField(Audience, max_length=16, default=Audience.RESIDENT)
     organisation = fields.CharField(max_length=100, null=True)
     requests_per_minute = fields.IntField(default=60)
@@ -236,12 +251,14 @@ class VoteFlag(Model):
     campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
         "crowdsource.Campaign", related_name="vote_flags", on_delete=fields.CASCADE
     )
+    campaign_id: int
     heuristic = fields.CharField(max_length=32)
     # What the heuristic grouped by: an address or device hash, or a pain point public id.
     subject = fields.CharField(max_length=40)
     pain_point: fields.ForeignKeyNullableRelation[PainPoint] = fields.ForeignKeyField(
         "crowdsource.PainPoint", related_name="vote_flags", null=True, on_delete=fields.SET_NULL
     )
+    pain_point_id: int | None
     window_start = fields.DatetimeField()
     window_end = fields.DatetimeField()
     votes = fields.IntField(default=0)
@@ -267,6 +284,7 @@ class RefusalTally(Model):
     campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
         "crowdsource.Campaign", related_name="refusals", on_delete=fields.CASCADE
     )
+    campaign_id: int
     code = fields.CharField(max_length=40)
     count = fields.BigIntField(default=0)
 

@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.expressions import F, Q
-from tortoise.transactions import in_transaction
 
 from backend.access import AppContext, Principal
 from backend.audit import record
-from backend.clock import isoformat
 from backend.errors import (
     Conflict,
     Forbidden,
@@ -41,6 +38,7 @@ from backend.errors import (
 )
 from backend.models import Role, User
 from backend.security import digest, new_secret
+from backend.uow import unit_of_work
 from crowdsource.models import (
     Audience,
     Campaign,
@@ -50,6 +48,8 @@ from crowdsource.models import (
     Participant,
     Status,
 )
+from crowdsource.pain_points import LISTED, check_category, require_invited
+from crowdsource.presenters import CLOSED, OPEN, RequestLinks, client_out, request_out
 from crowdsource.schemas import (
     Open311ClientCreate,
     Open311ClientList,
@@ -57,7 +57,6 @@ from crowdsource.schemas import (
     Open311RequestIn,
     Open311RequestsQuery,
 )
-from crowdsource.service import LISTED, _require_invited, check_category
 
 log = logging.getLogger("smartcircle.open311")
 
@@ -65,27 +64,11 @@ DEFAULT_WINDOW = timedelta(days=90)
 MAX_WINDOW = timedelta(days=90)
 MAX_RESULTS = 1000
 MAX_IDS = 200
-OPEN, CLOSED = "open", "closed"
 _SENTENCE_END = re.compile(r"[。！？!?；;\n]")
 NOTICE = "已收到，审核通过后将公开并参与投票"
 
 
 # -- clients ----------------------------------------------------------------------------
-
-
-def client_out(client: Open311Client, key: str | None = None) -> Open311ClientOut:
-    return Open311ClientOut(
-        id=client.public_id,
-        name=client.name,
-        audience=client.audience,
-        organisation=client.organisation,
-        prefix=client.key_prefix,
-        requests_per_minute=client.requests_per_minute,
-        created_at=client.created_at,
-        last_used_at=client.last_used_at,
-        revoked_at=client.revoked_at,
-        key=key,
-    )
 
 
 async def create_client(
@@ -97,7 +80,7 @@ async def create_client(
     prefix = new_secret(6)[:8]
     clear = f"o311_{prefix}_{new_secret(32)}"
     now = ctx.clock.now()
-    async with in_transaction():
+    async with unit_of_work():
         account = await User.create(role=Role.RESIDENT, display_name=f"Open311:{data.name}"[:64])
         client = await Open311Client.create(
             name=data.name,
@@ -130,21 +113,22 @@ async def list_clients() -> Open311ClientList:
 async def revoke_client(*, ctx: AppContext, actor: Principal, public_id: str) -> None:
     """Revoke a client's key, audited."""
     now = ctx.clock.now()
-    updated = await Open311Client.filter(public_id=public_id, revoked_at__isnull=True).update(
-        revoked_at=now
-    )
-    if not updated:
-        raise NotFound("Open311 客户端不存在或已吊销", code="open311_client_not_found")
-    await record(
-        ctx=ctx, actor=actor, action="open311_client.revoke", obj=("open311_client", public_id)
-    )
+    async with unit_of_work():
+        updated = await Open311Client.filter(public_id=public_id, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
+        if not updated:
+            raise NotFound("Open311 客户端不存在或已吊销", code="open311_client_not_found")
+        await record(
+            ctx=ctx, actor=actor, action="open311_client.revoke", obj=("open311_client", public_id)
+        )
 
 
 async def _client_for_key(*, ctx: AppContext, key: str) -> Open311Client:
     client = await Open311Client.get_or_none(key_hash=digest(key), revoked_at__isnull=True)
     if client is None:
         raise Forbidden("api_key: API 密钥无效或已吊销 (invalid api_key)", code="invalid_api_key")
-    if not await User.filter(id=client.account_id, is_active=True).exists():  # type: ignore[attr-defined]
+    if not await User.filter(id=client.account_id, is_active=True).exists():
         raise Forbidden("api_key: 该客户端已停用 (client disabled)", code="invalid_api_key")
     now = ctx.clock.now()
     if client.last_used_at is None or (now - client.last_used_at).total_seconds() > 60:
@@ -222,21 +206,20 @@ async def submit_request(*, ctx: AppContext, data: Open311RequestIn) -> dict[str
         raise ValidationFailed(
             fields={"service_code": "不是当前征集活动的服务代码 (unknown service_code)"}
         ) from None
-    _require_invited(campaign, client.audience)
+    require_invited(campaign, client.audience)
     now = ctx.clock.now()
     organisation = client.organisation
-    async with in_transaction():
+    async with unit_of_work():
         await Participant.bulk_create(
-            [Participant(campaign_id=campaign.id, user_id=client.account_id)],  # type: ignore[attr-defined]
+            [Participant(campaign_id=campaign.id, user_id=client.account_id)],
             ignore_conflicts=True,
         )
-        await Participant.filter(
-            campaign_id=campaign.id,
-            user_id=client.account_id,  # type: ignore[attr-defined]
-        ).update(submissions=F("submissions") + 1)
+        await Participant.filter(campaign_id=campaign.id, user_id=client.account_id).update(
+            submissions=F("submissions") + 1
+        )
         item = await PainPoint.create(
             campaign_id=campaign.id,
-            author_id=client.account_id,  # type: ignore[attr-defined]
+            author_id=client.account_id,
             audience=client.audience,
             company_name=organisation if client.audience is Audience.ENTERPRISE else None,
             department_name=organisation if client.audience is Audience.DEPARTMENT else None,
@@ -254,67 +237,19 @@ async def submit_request(*, ctx: AppContext, data: Open311RequestIn) -> dict[str
     return {"service_request_id": item.public_id, "service_notice": NOTICE, "account_id": None}
 
 
-@dataclass(frozen=True)
-class _Links:
-    duplicate_of: dict[int, str]
-    merged_into: dict[int, str]
-
-
-async def _links(items: list[PainPoint]) -> _Links:
+async def _links(items: list[PainPoint]) -> RequestLinks:
     ids = [i.id for i in items]
     merged = await Merge.filter(source_id__in=ids).values_list("source_id", "target_id")
-    wanted = {i.duplicate_of_id for i in items if i.duplicate_of_id}  # type: ignore[attr-defined]
+    wanted = {i.duplicate_of_id for i in items if i.duplicate_of_id}
     wanted |= {int(t) for _, t in merged}  # type: ignore[misc]
     names: dict[int, str] = {}
     if wanted:
         rows = await PainPoint.filter(id__in=wanted).values_list("id", "public_id")
         names = {int(pk): str(pid) for pk, pid in rows}  # type: ignore[misc]
-    return _Links(
-        duplicate_of={
-            i.id: names.get(i.duplicate_of_id, "")  # type: ignore[attr-defined]
-            for i in items
-            if i.duplicate_of_id  # type: ignore[attr-defined]
-        },
+    return RequestLinks(
+        duplicate_of={i.id: names.get(i.duplicate_of_id, "") for i in items if i.duplicate_of_id},
         merged_into={int(s): names.get(int(t), "") for s, t in merged},  # type: ignore[misc]
     )
-
-
-def _status(item: PainPoint, links: _Links) -> tuple[str, str]:
-    if item.id in links.merged_into:
-        return CLOSED, f"已合并到痛点 {links.merged_into[item.id]}，请关注该条"
-    if item.status is Status.DUPLICATE:
-        return CLOSED, f"与痛点 {links.duplicate_of.get(item.id, '')} 重复，请关注该条"
-    if item.status is Status.INVALID:
-        reason = item.moderation_reason.strip()
-        return CLOSED, f"不予受理：{reason}" if reason else "不予受理"
-    if item.status is Status.VALID:
-        return OPEN, "已审核通过，正在征集投票"
-    return OPEN, "待审核"
-
-
-def _request_out(item: PainPoint, campaign: Campaign, links: _Links) -> dict[str, Any]:
-    labels = campaign.category_labels()
-    status, notes = _status(item, links)
-    return {
-        "service_request_id": item.public_id,
-        "status": status,
-        "status_notes": notes,
-        "service_name": labels.get(item.category, item.category),
-        "service_code": item.category,
-        # An item judged invalid is not republished: its text stays out of the feed.
-        "description": "" if item.status is Status.INVALID else item.description,
-        "agency_responsible": "",
-        "service_notice": "",
-        "requested_datetime": isoformat(item.created_at),
-        "updated_datetime": isoformat(item.updated_at),
-        "expected_datetime": None,
-        "address": item.address or "",
-        "address_id": None,
-        "zipcode": None,
-        "lat": item.lat,
-        "long": item.lng,
-        "media_url": item.photo_urls[0] if item.photo_urls else "",
-    }
 
 
 def _visible(now: datetime) -> Q:
@@ -358,7 +293,7 @@ async def list_requests(*, ctx: AppContext, query: Open311RequestsQuery) -> list
             qs = qs.filter(status__in=(Status.INVALID, Status.DUPLICATE))
     items = await qs.order_by("-created_at", "-id").limit(MAX_RESULTS)
     links = await _links(items)
-    return [_request_out(i, i.campaign, links) for i in items]
+    return [request_out(i, i.campaign, links) for i in items]
 
 
 async def get_request(*, ctx: AppContext, public_id: str) -> list[dict[str, Any]]:
@@ -370,4 +305,4 @@ async def get_request(*, ctx: AppContext, public_id: str) -> list[dict[str, Any]
     )
     if item is None:
         raise NotFound("service_request_id: 没有这条请求 (not found)", code="request_not_found")
-    return [_request_out(item, item.campaign, await _links([item]))]
+    return [request_out(item, item.campaign, await _links([item]))]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backend.access import AppContext
-from crowdsource import integrity, service, similar_index
+from crowdsource import integrity, phases, similar_index, votes
 
 PHASES_EVERY = 30
 RECONCILE_EVERY = 300
@@ -12,12 +12,12 @@ INTEGRITY_EVERY = 60
 
 async def advance_phases(ctx: AppContext) -> None:
     """Record due phase transitions (idempotent, each audited once)."""
-    await service.advance_phases(ctx=ctx)
+    await phases.advance_phases(ctx=ctx)
 
 
 async def reconcile_counters(ctx: AppContext) -> None:
     """Rewrite the live vote counters and rankings from the votes in the database."""
-    await service.reconcile_counters(ctx=ctx)
+    await votes.reconcile_counters(ctx=ctx)
 
 
 async def vote_integrity(ctx: AppContext) -> None:

@@ -13,7 +13,9 @@ from tortoise import connections
 from tortoise.functions import Count
 
 from backend.access import AppContext, Principal
+from crowdsource.campaigns import get_campaign_or_raise
 from crowdsource.models import Audience, PainPoint, Status, Vote
+from crowdsource.pain_points import LISTED
 from crowdsource.schemas import (
     CampaignStatistics,
     CategoryStat,
@@ -22,7 +24,6 @@ from crowdsource.schemas import (
     StatusCounts,
     VoteCounts,
 )
-from crowdsource.service import LISTED, get_campaign_or_raise
 
 # Calendar day in Asia/Shanghai of a stored UTC timestamp, per SQL dialect.
 _DAY_SQL = {

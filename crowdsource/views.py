@@ -8,7 +8,17 @@ from sanic.response import HTTPResponse, raw
 from backend.access import Call, endpoint
 from backend.geo import CoordSystem
 from backend.models import Role
-from crowdsource import exports, integrity, service, statistics
+from crowdsource import (
+    campaigns,
+    exports,
+    integrity,
+    merging,
+    moderation,
+    pain_points,
+    statistics,
+    votes,
+)
+from crowdsource.presenters import campaign_out, pain_point_out
 from crowdsource.schemas import (
     CampaignCreate,
     CampaignList,
@@ -50,8 +60,8 @@ MANAGERS = (Role.CURATOR, Role.BUREAU_ADMIN)
     status=201,
 )
 async def create_campaign(request: Request, call: Call) -> CampaignOut:
-    campaign = await service.create_campaign(ctx=call.ctx, actor=call.user, data=call.body)
-    return service.campaign_out(campaign, call.clock.now())
+    campaign = await campaigns.create_campaign(ctx=call.ctx, actor=call.user, data=call.body)
+    return campaign_out(campaign, call.clock.now())
 
 
 @bp.patch("/campaigns/<campaign_id:str>")
@@ -64,10 +74,10 @@ async def create_campaign(request: Request, call: Call) -> CampaignOut:
     errors=(404, 409),
 )
 async def update_campaign(request: Request, call: Call, campaign_id: str) -> CampaignOut:
-    campaign = await service.update_campaign(
+    campaign = await campaigns.update_campaign(
         ctx=call.ctx, actor=call.user, public_id=campaign_id, data=call.body
     )
-    return service.campaign_out(campaign, call.clock.now())
+    return campaign_out(campaign, call.clock.now())
 
 
 @bp.get("/campaigns")
@@ -80,7 +90,7 @@ async def update_campaign(request: Request, call: Call, campaign_id: str) -> Cam
     description="草稿活动只对 curator / bureau_admin 可见。",
 )
 async def list_campaigns(request: Request, call: Call) -> CampaignList:
-    return await service.list_campaigns(
+    return await campaigns.list_campaigns(
         ctx=call.ctx,
         principal=call.principal,
         phase=call.query.phase,
@@ -95,8 +105,8 @@ async def list_campaigns(request: Request, call: Call) -> CampaignList:
 )
 async def get_campaign(request: Request, call: Call, campaign_id: str) -> CampaignOut:
     now = call.clock.now()
-    campaign = await service.get_campaign_or_raise(campaign_id, principal=call.principal, now=now)
-    return service.campaign_out(campaign, now)
+    campaign = await campaigns.get_campaign_or_raise(campaign_id, principal=call.principal, now=now)
+    return campaign_out(campaign, now)
 
 
 @bp.get("/campaigns/<campaign_id:str>/statistics")
@@ -126,12 +136,12 @@ async def campaign_statistics(request: Request, call: Call, campaign_id: str) ->
     description="仅在征集阶段；每人每个活动有提交上限；location 可用 wgs84 / gcj02 / bd09。",
 )
 async def submit_pain_point(request: Request, call: Call, campaign_id: str) -> PainPointOut:
-    item, campaign = await service.submit_pain_point(
+    item, campaign = await pain_points.submit_pain_point(
         ctx=call.ctx, principal=call.user, campaign_id=campaign_id, data=call.body
     )
     location = call.body.location
     coord = location.coord if location is not None else CoordSystem.WGS84
-    return service.pain_point_out(item, campaign, None, coord)
+    return pain_point_out(item, campaign, None, coord)
 
 
 @bp.get("/campaigns/<campaign_id:str>/pain-points")
@@ -146,7 +156,7 @@ async def submit_pain_point(request: Request, call: Call, campaign_id: str) -> P
 )
 async def list_pain_points(request: Request, call: Call, campaign_id: str) -> PainPointList:
     q = call.query
-    return await service.list_pain_points(
+    return await pain_points.list_pain_points(
         ctx=call.ctx,
         principal=call.principal,
         campaign_id=campaign_id,
@@ -211,7 +221,7 @@ async def export_xlsx(request: Request, call: Call, campaign_id: str) -> HTTPRes
     errors=(404,),
 )
 async def similar_pain_points(request: Request, call: Call, campaign_id: str) -> SimilarList:
-    return await service.similar_pain_points(
+    return await pain_points.similar_pain_points(
         ctx=call.ctx,
         principal=call.principal,
         campaign_id=campaign_id,
@@ -230,9 +240,9 @@ async def similar_pain_points(request: Request, call: Call, campaign_id: str) ->
     errors=(404,),
 )
 async def get_pain_point(request: Request, call: Call, pain_point_id: str) -> PainPointOut:
-    item = await service.get_pain_point_or_raise(pain_point_id, principal=call.principal)
-    counts = await service.live_counts(ctx=call.ctx, item=item, campaign=item.campaign)
-    return service.pain_point_out(item, item.campaign, counts, call.query.coord)
+    item = await pain_points.get_pain_point_or_raise(pain_point_id, principal=call.principal)
+    counts = await pain_points.live_counts(ctx=call.ctx, item=item, campaign=item.campaign)
+    return pain_point_out(item, item.campaign, counts, call.query.coord)
 
 
 @bp.patch("/pain-points/<pain_point_id:str>")
@@ -245,11 +255,11 @@ async def get_pain_point(request: Request, call: Call, pain_point_id: str) -> Pa
     errors=(403, 404, 409),
 )
 async def edit_pain_point(request: Request, call: Call, pain_point_id: str) -> PainPointOut:
-    item = await service.edit_pain_point(
+    item = await pain_points.edit_pain_point(
         ctx=call.ctx, principal=call.user, public_id=pain_point_id, data=call.body
     )
-    counts = await service.live_counts(ctx=call.ctx, item=item, campaign=item.campaign)
-    return service.pain_point_out(item, item.campaign, counts)
+    counts = await pain_points.live_counts(ctx=call.ctx, item=item, campaign=item.campaign)
+    return pain_point_out(item, item.campaign, counts)
 
 
 @bp.post("/pain-points/<pain_point_id:str>/moderation")
@@ -262,11 +272,11 @@ async def edit_pain_point(request: Request, call: Call, pain_point_id: str) -> P
     errors=(404, 409, 422),
 )
 async def moderate(request: Request, call: Call, pain_point_id: str) -> PainPointOut:
-    item = await service.moderate(
+    item = await moderation.moderate(
         ctx=call.ctx, actor=call.user, public_id=pain_point_id, data=call.body
     )
-    counts = await service.live_counts(ctx=call.ctx, item=item, campaign=item.campaign)
-    return service.pain_point_out(item, item.campaign, counts)
+    counts = await pain_points.live_counts(ctx=call.ctx, item=item, campaign=item.campaign)
+    return pain_point_out(item, item.campaign, counts)
 
 
 @bp.post("/pain-points/<pain_point_id:str>/merge")
@@ -279,11 +289,11 @@ async def moderate(request: Request, call: Call, pain_point_id: str) -> PainPoin
     errors=(404, 409, 422),
 )
 async def merge(request: Request, call: Call, pain_point_id: str) -> PainPointOut:
-    item = await service.merge_pain_points(
+    item = await merging.merge_pain_points(
         ctx=call.ctx, actor=call.user, target_id=pain_point_id, data=call.body
     )
-    counts = await service.live_counts(ctx=call.ctx, item=item, campaign=item.campaign)
-    return service.pain_point_out(item, item.campaign, counts)
+    counts = await pain_points.live_counts(ctx=call.ctx, item=item, campaign=item.campaign)
+    return pain_point_out(item, item.campaign, counts)
 
 
 @bp.post("/pain-points/<pain_point_id:str>/report")
@@ -297,7 +307,7 @@ async def merge(request: Request, call: Call, pain_point_id: str) -> PainPointOu
     errors=(404, 409, 422, 429),
 )
 async def report(request: Request, call: Call, pain_point_id: str) -> ReportOut:
-    return await service.report_pain_point(
+    return await moderation.report_pain_point(
         ctx=call.ctx, principal=call.user, public_id=pain_point_id, reason=call.body.reason
     )
 
@@ -315,7 +325,7 @@ async def report(request: Request, call: Call, pain_point_id: str) -> ReportOut:
     "422 pain_point_invalid / pain_point_duplicate / vote_budget_exhausted；429 带 Retry-After。",
 )
 async def vote(request: Request, call: Call, pain_point_id: str) -> VoteOut:
-    return await service.cast_vote(
+    return await votes.cast_vote(
         ctx=call.ctx,
         principal=call.user,
         public_id=pain_point_id,
@@ -333,7 +343,7 @@ async def vote(request: Request, call: Call, pain_point_id: str) -> VoteOut:
     errors=(404, 409, 429),
 )
 async def withdraw_vote(request: Request, call: Call, pain_point_id: str) -> VoteOut:
-    return await service.withdraw_vote(
+    return await votes.withdraw_vote(
         ctx=call.ctx, principal=call.user, public_id=pain_point_id, client_ip=call.client_ip
     )
 
@@ -349,7 +359,7 @@ async def withdraw_vote(request: Request, call: Call, pain_point_id: str) -> Vot
     "被标记的票在处理前照常计入。",
 )
 async def integrity_report(request: Request, call: Call, campaign_id: str) -> IntegrityReport:
-    campaign = await service.get_campaign_or_raise(
+    campaign = await campaigns.get_campaign_or_raise(
         campaign_id, principal=call.user, now=call.clock.now()
     )
     return await integrity.report(ctx=call.ctx, campaign=campaign)
@@ -366,7 +376,7 @@ async def integrity_report(request: Request, call: Call, campaign_id: str) -> In
     description="discard 从计票中删除归于该标记的票，并立即重建实时计数与排名。",
 )
 async def resolve_flag(request: Request, call: Call, campaign_id: str, flag_id: str) -> FlagOut:
-    campaign = await service.get_campaign_or_raise(
+    campaign = await campaigns.get_campaign_or_raise(
         campaign_id, principal=call.user, now=call.clock.now()
     )
     return await integrity.resolve_flag(
@@ -385,7 +395,7 @@ async def resolve_flag(request: Request, call: Call, campaign_id: str, flag_id: 
 )
 async def moderation_queue(request: Request, call: Call, campaign_id: str) -> PainPointList:
     q = call.query
-    return await service.moderation_queue(
+    return await moderation.moderation_queue(
         ctx=call.ctx,
         principal=call.user,
         campaign_id=campaign_id,

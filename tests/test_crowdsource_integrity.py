@@ -6,7 +6,7 @@ import hashlib
 from datetime import timedelta
 
 from backend.models import AuditEntry, Role, User
-from crowdsource import integrity, service
+from crowdsource import integrity, votes
 from crowdsource.integrity import WINDOW
 from crowdsource.models import Campaign, PainPoint, Participant, RefusalTally, Vote, VoteFlag
 from tests.crowdsource_helpers import create_campaign, many_users, submit, token_headers
@@ -185,7 +185,7 @@ async def test_discarding_a_flag_removes_its_votes_from_counts_and_ranking(clien
         voted = await client.post(f"/api/v1/pain-points/{b['id']}/vote", headers=headers)
         assert voted.status_code == 201
     await integrity.detect(ctx=ctx, campaign=campaign, start=start, end=start + WINDOW)
-    await service.reconcile_counters(ctx=ctx)
+    await votes.reconcile_counters(ctx=ctx)
     ranking = (await client.get(f"/api/v1/campaigns/{campaign_out['id']}/pain-points")).json()
     assert [(i["id"], i["votes"]) for i in ranking["items"][:2]] == [
         (a["id"], integrity.IP_VOTES),
@@ -216,7 +216,7 @@ async def test_discarding_a_flag_removes_its_votes_from_counts_and_ranking(clien
         ranking = (await client.get(f"{path}/pain-points")).json()
         assert ranking["items"][0]["id"] == b["id"]
         assert {i["id"]: i["votes"] for i in ranking["items"]}[a["id"]] == 0
-        await service.reconcile_counters(ctx=ctx)
+        await votes.reconcile_counters(ctx=ctx)
     assert await Vote.filter(pain_point__public_id=a["id"]).count() == 0
     assert await Participant.filter(user_id__in=[u.id for u in bots], votes__gt=0).count() == 0
     audit = await AuditEntry.get(action="vote_flag.resolve")

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from backend.models import Role
-from crowdsource import counters, scheduled, service
+from crowdsource import counters, scheduled, votes
 from crowdsource.models import Campaign, PainPoint, Participant, Vote
 from tests.crowdsource_helpers import (
     create_campaign,
@@ -371,7 +371,7 @@ async def test_recount_participants_after_a_bulk_import(client, ctx):
             audience="resident",
             created_at=ctx.clock.now(),
         )
-    assert await service.recount_participants(campaign=stored) == 2  # the author and the voter
+    assert await votes.recount_participants(campaign=stored) == 2  # the author and the voter
     assert (await Participant.get(user_id=importer_user.id)).votes == 2
     author = await Participant.get(campaign=stored, submissions__gt=0)
     assert author.submissions == 2

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -36,7 +37,7 @@ TIERS = {"public": "公开", "on_application": "依申请开放"}
 class Group:
     code: str
     label: str
-    challenges: list[dict[str, object]]
+    challenges: list[dict[str, Any]]
 
 
 @dataclass
@@ -140,18 +141,17 @@ def render_pdf(booklet: Booklet) -> bytes:
                 ("预期成效", c["expected_outcome"]),
                 (
                     "来源痛难点",
-                    "\n".join(f"{s['title']}（{s['votes']} 票）" for s in c["pain_points"]),  # type: ignore[attr-defined]
+                    "\n".join(f"{s['title']}（{s['votes']} 票）" for s in c["pain_points"]),
                 ),
                 (
                     "开放数据",
                     "\n".join(
-                        f"{d['dataset']}（{TIERS[d['access_tier']]}）"
-                        for d in c["open_data"]  # type: ignore[attr-defined]
+                        f"{d['dataset']}（{TIERS[d['access_tier']]}）" for d in c["open_data"]
                     ),
                 ),
                 (
                     "评审细则",
-                    "\n".join(f"{r['criterion']} {r['weight']}%" for r in c["rubric"]),  # type: ignore[attr-defined]
+                    "\n".join(f"{r['criterion']} {r['weight']}%" for r in c["rubric"]),
                 ),
                 ("奖励与支持", c["prize"]),
                 ("截止时间", c["deadline"]),

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from backend.access import AppContext, Principal
 from backend.audit import record
@@ -15,6 +14,7 @@ from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.models import Role, User
 from backend.notifications import notify
 from backend.paging import decode_cursor, encode_cursor, scope_of
+from backend.uow import unit_of_work
 from crowdsource import counters
 from crowdsource.challenges.models import (
     Challenge,
@@ -23,37 +23,23 @@ from crowdsource.challenges.models import (
     Follow,
     ShortlistEntry,
 )
+from crowdsource.challenges.presenters import challenges_out, shortlist_item_out
 from crowdsource.challenges.schemas import (
     ChallengeIn,
     ChallengeListQuery,
     ChallengeOut,
     ChallengePage,
     ChallengePatch,
-    Criterion,
-    OpenDataset,
-    ShortlistItem,
     ShortlistOut,
-    SourceOut,
 )
 from crowdsource.models import Campaign, PainPoint, Status
-from crowdsource.service import check_category
+from crowdsource.pain_points import check_category
 
 CURATORS = (Role.CURATOR, Role.BUREAU_ADMIN)
 
 
 def is_curator(principal: Principal | None) -> bool:
     return principal is not None and principal.role in CURATORS
-
-
-def _source_out(item: PainPoint, counts: dict[int, dict[str, int]]) -> SourceOut:
-    entry = counts.get(item.id, {})
-    return SourceOut(
-        id=item.public_id,
-        title=item.title,
-        category=item.category,
-        votes=entry.get("total", 0),
-        votes_by_audience={k: v for k, v in entry.items() if k != "total" and v},
-    )
 
 
 async def get_campaign(public_id: str) -> Campaign:
@@ -87,15 +73,7 @@ async def shortlist(*, campaign_id: str) -> ShortlistOut:
     campaign = await get_campaign(campaign_id)
     entries = await ShortlistEntry.filter(campaign=campaign).select_related("pain_point")
     counts = await counters.database_by_pk([e.pain_point.id for e in entries])
-    items = [
-        ShortlistItem(
-            pain_point=_source_out(e.pain_point, counts),
-            note=e.note,
-            added_by=e.added_by,
-            added_at=e.added_at,
-        )
-        for e in entries
-    ]
+    items = [shortlist_item_out(e, counts) for e in entries]
     items.sort(key=lambda i: (-i.pain_point.votes, i.pain_point.id))
     return ShortlistOut(items=items)
 
@@ -111,22 +89,23 @@ async def add_to_shortlist(
         reason = "only valid, visible pain points of this campaign"
         raise ValidationFailed(exc.message, fields={"pain_point_id": reason}) from None
     try:
-        await ShortlistEntry.create(
-            campaign=campaign,
-            pain_point=item,
-            note=note,
-            added_by=actor.user_id,
-            added_at=ctx.clock.now(),
-        )
+        async with unit_of_work():
+            await ShortlistEntry.create(
+                campaign=campaign,
+                pain_point=item,
+                note=note,
+                added_by=actor.user_id,
+                added_at=ctx.clock.now(),
+            )
+            await record(
+                ctx=ctx,
+                actor=actor,
+                action="shortlist.add",
+                obj=("pain_point", item.public_id),
+                reason=note,
+            )
     except IntegrityError:
         return
-    await record(
-        ctx=ctx,
-        actor=actor,
-        action="shortlist.add",
-        obj=("pain_point", item.public_id),
-        reason=note,
-    )
 
 
 async def remove_from_shortlist(
@@ -134,10 +113,13 @@ async def remove_from_shortlist(
 ) -> None:
     campaign = await get_campaign(campaign_id)
     item = await PainPoint.get_or_none(public_id=pain_point_id, campaign=campaign)
-    deleted = 0 if item is None else await ShortlistEntry.filter(pain_point=item).delete()
-    if not deleted:
-        raise NotFound("该痛难点不在候选清单中", code="not_shortlisted")
-    await record(ctx=ctx, actor=actor, action="shortlist.remove", obj=("pain_point", pain_point_id))
+    async with unit_of_work():
+        deleted = 0 if item is None else await ShortlistEntry.filter(pain_point=item).delete()
+        if not deleted:
+            raise NotFound("该痛难点不在候选清单中", code="not_shortlisted")
+        await record(
+            ctx=ctx, actor=actor, action="shortlist.remove", obj=("pain_point", pain_point_id)
+        )
 
 
 # --- challenges --------------------------------------------------------------------------------
@@ -151,57 +133,6 @@ async def get_challenge(public_id: str, *, viewer: Principal | None) -> Challeng
     ):
         raise NotFound("挑战不存在", code="challenge_not_found")
     return challenge
-
-
-def submissions_open(challenge: Challenge, now: datetime) -> bool:
-    return challenge.status == ChallengeStatus.PUBLISHED and now < challenge.submission_deadline
-
-
-async def challenge_out(challenge: Challenge, *, now: datetime) -> ChallengeOut:
-    return (await challenges_out([challenge], now=now))[0]
-
-
-async def challenges_out(challenges: list[Challenge], *, now: datetime) -> list[ChallengeOut]:
-    """Challenges with their pain points and votes: two queries, whatever the number."""
-    sources = await ChallengeSource.filter(
-        challenge_id__in=[c.id for c in challenges]
-    ).select_related("pain_point")
-    by_challenge: dict[int, list[PainPoint]] = defaultdict(list)
-    for source in sources:
-        by_challenge[source.challenge_id].append(source.pain_point)  # type: ignore[attr-defined]
-    counts = await counters.database_by_pk([s.pain_point.id for s in sources])
-    result = []
-    for challenge in challenges:
-        campaign = (
-            challenge.campaign
-            if isinstance(challenge.campaign, Campaign)
-            else await challenge.campaign
-        )
-        items = by_challenge[challenge.id]
-        result.append(
-            ChallengeOut(
-                id=challenge.public_id,
-                campaign_id=campaign.public_id,
-                number=challenge.number,
-                title=challenge.title,
-                category=challenge.category,
-                problem_statement=challenge.problem_statement,
-                background=challenge.background,
-                expected_outcome=challenge.expected_outcome,
-                owning_department=challenge.owning_department,
-                pain_points=sorted(
-                    (_source_out(p, counts) for p in items), key=lambda s: (-s.votes, s.id)
-                ),
-                open_data=[OpenDataset.model_validate(d) for d in challenge.open_data],
-                rubric=[Criterion.model_validate(c) for c in challenge.rubric],
-                prize=challenge.prize,
-                submission_deadline=challenge.submission_deadline,
-                submissions_open=submissions_open(challenge, now),
-                status=challenge.status.value,
-                published_at=challenge.published_at,
-            )
-        )
-    return result
 
 
 def _check_deadline(deadline: datetime, now: datetime) -> None:
@@ -218,7 +149,7 @@ async def create_challenge(
     now = ctx.clock.now()
     _check_deadline(data.submission_deadline, now)
     items = await _valid_pain_points(campaign, data.pain_point_ids)
-    async with in_transaction():
+    async with unit_of_work():
         challenge = await Challenge.create(
             campaign=campaign,
             title=data.title,
@@ -238,13 +169,13 @@ async def create_challenge(
         await ChallengeSource.bulk_create(
             [ChallengeSource(challenge=challenge, pain_point=p) for p in items]
         )
-    await record(
-        ctx=ctx,
-        actor=actor,
-        action="challenge.create",
-        obj=("challenge", challenge.public_id),
-        detail={"pain_points": [p.public_id for p in items]},
-    )
+        await record(
+            ctx=ctx,
+            actor=actor,
+            action="challenge.create",
+            obj=("challenge", challenge.public_id),
+            detail={"pain_points": [p.public_id for p in items]},
+        )
     return challenge
 
 
@@ -266,7 +197,7 @@ async def update_challenge(
     for key in ("open_data", "rubric"):
         if key in changes and changes[key] is not None:
             changes[key] = [dict(v) for v in changes[key]]
-    async with in_transaction():
+    async with unit_of_work():
         for key, value in changes.items():
             if value is not None:
                 setattr(challenge, key, value)
@@ -277,13 +208,13 @@ async def update_challenge(
             await ChallengeSource.bulk_create(
                 [ChallengeSource(challenge=challenge, pain_point=p) for p in items]
             )
-    await record(
-        ctx=ctx,
-        actor=actor,
-        action="challenge.update",
-        obj=("challenge", challenge.public_id),
-        detail={"fields": sorted(changes)},
-    )
+        await record(
+            ctx=ctx,
+            actor=actor,
+            action="challenge.update",
+            obj=("challenge", challenge.public_id),
+            detail={"fields": sorted(changes)},
+        )
     return challenge
 
 
@@ -294,10 +225,11 @@ async def submit_for_review(*, ctx: AppContext, actor: Principal, public_id: str
         raise Conflict("只有草稿可以提交审核", code="challenge_not_draft")
     challenge.status = ChallengeStatus.IN_REVIEW
     challenge.updated_at = ctx.clock.now()
-    await challenge.save(update_fields=["status", "updated_at"])
-    await record(
-        ctx=ctx, actor=actor, action="challenge.submit_review", obj=("challenge", public_id)
-    )
+    async with unit_of_work():
+        await challenge.save(update_fields=["status", "updated_at"])
+        await record(
+            ctx=ctx, actor=actor, action="challenge.submit_review", obj=("challenge", public_id)
+        )
     return challenge
 
 
@@ -311,10 +243,15 @@ async def return_to_draft(
     challenge.status = ChallengeStatus.DRAFT
     challenge.review_note = note
     challenge.updated_at = ctx.clock.now()
-    await challenge.save(update_fields=["status", "review_note", "updated_at"])
-    await record(
-        ctx=ctx, actor=actor, action="challenge.return", obj=("challenge", public_id), reason=note
-    )
+    async with unit_of_work():
+        await challenge.save(update_fields=["status", "review_note", "updated_at"])
+        await record(
+            ctx=ctx,
+            actor=actor,
+            action="challenge.return",
+            obj=("challenge", public_id),
+            reason=note,
+        )
     return challenge
 
 
@@ -337,26 +274,32 @@ async def publish(*, ctx: AppContext, actor: Principal, public_id: str) -> Chall
         challenge.published_at = now
         challenge.updated_at = now
         try:
-            await challenge.save(update_fields=["number", "status", "published_at", "updated_at"])
+            async with unit_of_work() as uow:
+                await challenge.save(
+                    update_fields=["number", "status", "published_at", "updated_at"]
+                )
+                await record(
+                    ctx=ctx,
+                    actor=actor,
+                    action="challenge.publish",
+                    obj=("challenge", public_id),
+                    detail={"number": challenge.number},
+                )
+                uow.after_commit(
+                    partial(
+                        tell_followers,
+                        ctx=ctx,
+                        challenge=challenge,
+                        kind="challenge_published",
+                        title=f"您关注的痛难点已形成挑战：{challenge.title}",
+                        body="该挑战已面向全球发布，欢迎关注解决方案征集进展。",
+                    )
+                )
             break
         except IntegrityError:  # another challenge took the number at the same moment
             continue
     else:  # pragma: no cover - five collisions in a row
         raise Conflict("编号冲突，请重试", code="number_conflict")
-    await record(
-        ctx=ctx,
-        actor=actor,
-        action="challenge.publish",
-        obj=("challenge", public_id),
-        detail={"number": challenge.number},
-    )
-    await notify_followers(
-        ctx=ctx,
-        challenge=challenge,
-        kind="challenge_published",
-        title=f"您关注的痛难点已形成挑战：{challenge.title}",
-        body="该挑战已面向全球发布，欢迎关注解决方案征集进展。",
-    )
     return challenge
 
 
@@ -379,6 +322,13 @@ async def notify_followers(
         link=f"/api/v1/challenges/{challenge.public_id}",
         dedupe=f"{kind}:{challenge.public_id}",
     )
+
+
+async def tell_followers(
+    *, ctx: AppContext, challenge: Challenge, kind: str, title: str, body: str
+) -> None:
+    """:func:`notify_followers` as an after-commit hook."""
+    await notify_followers(ctx=ctx, challenge=challenge, kind=kind, title=title, body=body)
 
 
 async def list_challenges(
@@ -448,15 +398,17 @@ async def close_due_submissions(*, ctx: AppContext) -> int:
     )
     closed = 0
     for challenge in due:
-        updated = await Challenge.filter(
-            id=challenge.id, submissions_closed_at__isnull=True
-        ).update(submissions_closed_at=now)
+        async with unit_of_work():
+            updated = await Challenge.filter(
+                id=challenge.id, submissions_closed_at__isnull=True
+            ).update(submissions_closed_at=now)
+            if updated:
+                await record(
+                    ctx=ctx,
+                    actor=None,
+                    action="challenge.submissions_closed",
+                    obj=("challenge", challenge.public_id),
+                )
         if updated:
             closed += 1
-            await record(
-                ctx=ctx,
-                actor=None,
-                action="challenge.submissions_closed",
-                obj=("challenge", challenge.public_id),
-            )
     return closed

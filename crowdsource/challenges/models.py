@@ -43,9 +43,11 @@ class VendorMember(Model):
     vendor: fields.ForeignKeyRelation[Vendor] = fields.ForeignKeyField(
         "challenges.Vendor", related_name="members", on_delete=fields.CASCADE
     )
+    vendor_id: int
     user: fields.OneToOneRelation[User] = fields.OneToOneField(
         "core.User", related_name="vendor_membership", on_delete=fields.CASCADE
     )
+    user_id: int
     is_owner = fields.BooleanField(default=False)
     created_at = fields.DatetimeField()
 
@@ -66,9 +68,11 @@ class ShortlistEntry(Model):
     campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
         "crowdsource.Campaign", related_name="shortlist", on_delete=fields.CASCADE
     )
+    campaign_id: int
     pain_point: fields.OneToOneRelation[PainPoint] = fields.OneToOneField(
         "crowdsource.PainPoint", related_name="shortlist_entry", on_delete=fields.CASCADE
     )
+    pain_point_id: int
     note = fields.CharField(max_length=500, default="")
     added_by = fields.CharField(max_length=32)
     added_at = fields.DatetimeField()
@@ -85,6 +89,7 @@ class Challenge(Model):
     campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
         "crowdsource.Campaign", related_name="challenges", on_delete=fields.CASCADE
     )
+    campaign_id: int
     number = fields.IntField(null=True)
     title = fields.CharField(max_length=100)
     category = fields.CharField(max_length=32)
@@ -116,9 +121,11 @@ class ChallengeSource(Model):
     challenge: fields.ForeignKeyRelation[Challenge] = fields.ForeignKeyField(
         "challenges.Challenge", related_name="sources", on_delete=fields.CASCADE
     )
+    challenge_id: int
     pain_point: fields.ForeignKeyRelation[PainPoint] = fields.ForeignKeyField(
         "crowdsource.PainPoint", related_name="challenge_sources", on_delete=fields.CASCADE
     )
+    pain_point_id: int
 
     class Meta:
         table = "challenges_challenge_source"
@@ -142,9 +149,11 @@ class Proposal(Model):
     challenge: fields.ForeignKeyRelation[Challenge] = fields.ForeignKeyField(
         "challenges.Challenge", related_name="proposals", on_delete=fields.CASCADE
     )
+    challenge_id: int
     vendor: fields.ForeignKeyRelation[Vendor] = fields.ForeignKeyField(
         "challenges.Vendor", related_name="proposals", on_delete=fields.CASCADE
     )
+    vendor_id: int
     title = fields.CharField(max_length=100)
     summary = fields.TextField(default="")
     body = fields.TextField(default="")
@@ -170,6 +179,7 @@ class ProposalVersion(Model):
     proposal: fields.ForeignKeyRelation[Proposal] = fields.ForeignKeyField(
         "challenges.Proposal", related_name="versions", on_delete=fields.CASCADE
     )
+    proposal_id: int
     number = fields.IntField()
     title = fields.CharField(max_length=100)
     summary = fields.TextField(default="")
@@ -190,9 +200,11 @@ class JudgeAssignment(Model):
     challenge: fields.ForeignKeyRelation[Challenge] = fields.ForeignKeyField(
         "challenges.Challenge", related_name="judges", on_delete=fields.CASCADE
     )
+    challenge_id: int
     judge: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "core.User", related_name="judge_assignments", on_delete=fields.CASCADE
     )
+    judge_id: int
     assigned_by = fields.CharField(max_length=32)
     assigned_at = fields.DatetimeField()
 
@@ -208,12 +220,15 @@ class ConflictOfInterest(Model):
     challenge: fields.ForeignKeyRelation[Challenge] = fields.ForeignKeyField(
         "challenges.Challenge", related_name="conflicts", on_delete=fields.CASCADE
     )
+    challenge_id: int
     judge: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "core.User", related_name="conflicts", on_delete=fields.CASCADE
     )
+    judge_id: int
     vendor: fields.ForeignKeyRelation[Vendor] = fields.ForeignKeyField(
         "challenges.Vendor", related_name="conflicts", on_delete=fields.CASCADE
     )
+    vendor_id: int
     reason = fields.CharField(max_length=300, default="")
     declared_at = fields.DatetimeField()
 
@@ -229,9 +244,11 @@ class Score(Model):
     proposal: fields.ForeignKeyRelation[Proposal] = fields.ForeignKeyField(
         "challenges.Proposal", related_name="scores", on_delete=fields.CASCADE
     )
+    proposal_id: int
     judge: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "core.User", related_name="scores", on_delete=fields.CASCADE
     )
+    judge_id: int
     scores: fields.Field[dict] = fields.JSONField(default=dict)
     comments: fields.Field[dict] = fields.JSONField(default=dict)
     overall_comment = fields.TextField(default="")
@@ -250,9 +267,11 @@ class Follow(Model):
     pain_point: fields.ForeignKeyRelation[PainPoint] = fields.ForeignKeyField(
         "crowdsource.PainPoint", related_name="followers", on_delete=fields.CASCADE
     )
+    pain_point_id: int
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "core.User", related_name="follows", on_delete=fields.CASCADE
     )
+    user_id: int
     created_at = fields.DatetimeField()
 
     class Meta:

@@ -8,16 +8,20 @@ a proposal that does not exist.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import partial
+from typing import Any
+
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
 from backend.access import AppContext, Principal
 from backend.audit import record
 from backend.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
 from backend.models import Role, User
 from backend.notifications import notify
-from crowdsource.challenges.curation import get_challenge, notify_followers
+from backend.uow import unit_of_work
+from crowdsource.challenges.curation import get_challenge, tell_followers
 from crowdsource.challenges.models import (
     Challenge,
     ChallengeStatus,
@@ -31,17 +35,14 @@ from crowdsource.challenges.models import (
     VendorMember,
     VendorStatus,
 )
+from crowdsource.challenges.presenters import awarded_out, judge_out, score_out, version_out
 from crowdsource.challenges.schemas import (
-    Attachment,
     AwardedSolution,
     JudgeList,
-    JudgeOut,
     ProposalIn,
-    ProposalOut,
     ProposalVersionOut,
     ScoreBoard,
     ScoreIn,
-    ScoreOut,
 )
 from crowdsource.challenges.service import membership_of
 
@@ -74,17 +75,15 @@ async def can_read(proposal: Proposal, viewer: Principal | None) -> bool:
         return False
     if viewer.role == Role.VENDOR:
         member = await membership_of(viewer.user_id)
-        return member is not None and member.vendor_id == proposal.vendor_id  # type: ignore[attr-defined]
+        return member is not None and member.vendor_id == proposal.vendor_id
     if viewer.role == Role.CURATOR:
         return proposal.status not in HIDDEN_FROM_REVIEWERS
     if viewer.role == Role.JUDGE:
         if proposal.status in HIDDEN_FROM_JUDGES:
             return False
         user = await _user(viewer)
-        return await _is_assigned(proposal.challenge_id, user) and not await _conflicted(  # type: ignore[attr-defined]
-            proposal.challenge_id,  # type: ignore[attr-defined]
-            user,
-            proposal.vendor_id,  # type: ignore[attr-defined]
+        return await _is_assigned(proposal.challenge_id, user) and not await _conflicted(
+            proposal.challenge_id, user, proposal.vendor_id
         )
     return False
 
@@ -94,24 +93,6 @@ async def get_readable(public_id: str, viewer: Principal | None) -> Proposal:
     if proposal is None or not await can_read(proposal, viewer):
         raise _not_found()
     return proposal
-
-
-def proposal_out(proposal: Proposal) -> ProposalOut:
-    return ProposalOut(
-        id=proposal.public_id,
-        challenge_id=proposal.challenge.public_id,
-        vendor_id=proposal.vendor.public_id,
-        vendor_name=proposal.vendor.name,
-        title=proposal.title,
-        summary=proposal.summary,
-        body=proposal.body,
-        attachments=[Attachment.model_validate(a) for a in proposal.attachments],
-        status=proposal.status.value,
-        versions_submitted=proposal.versions_submitted,
-        submitted_at=proposal.submitted_at,
-        decision_feedback=proposal.decision_feedback,
-        updated_at=proposal.updated_at,
-    )
 
 
 async def _vendor_of(actor: Principal) -> Vendor:
@@ -164,7 +145,7 @@ async def create_proposal(
     now = ctx.clock.now()
     attachments = [a.model_dump(mode="json") for a in data.attachments]
     try:
-        async with in_transaction():
+        async with unit_of_work():
             proposal = await Proposal.create(
                 challenge=challenge,
                 vendor=vendor,
@@ -177,15 +158,15 @@ async def create_proposal(
             )
             if data.submit:
                 await _record_version(ctx=ctx, actor=actor, proposal=proposal)
+            await record(
+                ctx=ctx,
+                actor=actor,
+                action="proposal.create",
+                obj=("proposal", proposal.public_id),
+                detail={"submitted": data.submit},
+            )
     except IntegrityError:
         raise Conflict("本企业已有该挑战的方案，请修改原方案", code="proposal_exists") from None
-    await record(
-        ctx=ctx,
-        actor=actor,
-        action="proposal.create",
-        obj=("proposal", proposal.public_id),
-        detail={"submitted": data.submit},
-    )
     proposal.vendor, proposal.challenge = vendor, challenge
     return proposal
 
@@ -202,20 +183,20 @@ async def update_proposal(
     if proposal.status in (*DECIDED, ProposalStatus.SHORTLISTED):
         raise Conflict("方案已进入评审决定，不能修改", code="proposal_decided")
     resubmit = data.submit or proposal.status == ProposalStatus.SUBMITTED
-    async with in_transaction():
+    async with unit_of_work():
         proposal.title, proposal.summary, proposal.body = data.title, data.summary, data.body
         proposal.attachments = [a.model_dump(mode="json") for a in data.attachments]
         proposal.updated_at = ctx.clock.now()
         await proposal.save(update_fields=["title", "summary", "body", "attachments", "updated_at"])
         if resubmit:
             await _record_version(ctx=ctx, actor=actor, proposal=proposal)
-    await record(
-        ctx=ctx,
-        actor=actor,
-        action="proposal.update",
-        obj=("proposal", public_id),
-        detail={"submitted": resubmit},
-    )
+        await record(
+            ctx=ctx,
+            actor=actor,
+            action="proposal.update",
+            obj=("proposal", public_id),
+            detail={"submitted": resubmit},
+        )
     return proposal
 
 
@@ -227,9 +208,9 @@ async def submit_proposal(*, ctx: AppContext, actor: Principal, public_id: str) 
     _require_open(proposal.challenge, ctx)
     if proposal.status not in (ProposalStatus.DRAFT, ProposalStatus.WITHDRAWN):
         raise Conflict("方案已提交", code="proposal_already_submitted")
-    async with in_transaction():
+    async with unit_of_work():
         await _record_version(ctx=ctx, actor=actor, proposal=proposal)
-    await record(ctx=ctx, actor=actor, action="proposal.submit", obj=("proposal", public_id))
+        await record(ctx=ctx, actor=actor, action="proposal.submit", obj=("proposal", public_id))
     return proposal
 
 
@@ -242,26 +223,16 @@ async def withdraw_proposal(*, ctx: AppContext, actor: Principal, public_id: str
         raise Conflict("只有已提交的方案可以撤回", code="proposal_not_submitted")
     proposal.status = ProposalStatus.WITHDRAWN
     proposal.updated_at = ctx.clock.now()
-    await proposal.save(update_fields=["status", "updated_at"])
-    await record(ctx=ctx, actor=actor, action="proposal.withdraw", obj=("proposal", public_id))
+    async with unit_of_work():
+        await proposal.save(update_fields=["status", "updated_at"])
+        await record(ctx=ctx, actor=actor, action="proposal.withdraw", obj=("proposal", public_id))
     return proposal
 
 
 async def versions(*, actor: Principal | None, public_id: str) -> list[ProposalVersionOut]:
     proposal = await get_readable(public_id, actor)
     rows = await ProposalVersion.filter(proposal=proposal).order_by("number")
-    return [
-        ProposalVersionOut(
-            number=v.number,
-            title=v.title,
-            summary=v.summary,
-            body=v.body,
-            attachments=[Attachment.model_validate(a) for a in v.attachments],
-            submitted_by=v.submitted_by,
-            submitted_at=v.submitted_at,
-        )
-        for v in rows
-    ]
+    return [version_out(v) for v in rows]
 
 
 async def list_for_challenge(*, actor: Principal, challenge_id: str) -> list[Proposal]:
@@ -276,10 +247,8 @@ async def mine(*, actor: Principal) -> list[Proposal]:
     if member is None:
         return []
     return (
-        await Proposal.filter(vendor_id=member.vendor_id)  # type: ignore[attr-defined]
-        .select_related(  # type: ignore[attr-defined]
-            "vendor", "challenge"
-        )
+        await Proposal.filter(vendor_id=member.vendor_id)
+        .select_related("vendor", "challenge")
         .order_by("-updated_at")
     )
 
@@ -296,16 +265,7 @@ async def judges(*, challenge_id: str, actor: Principal) -> JudgeList:
     by_judge: dict[int, list[str]] = {}
     for c in conflicts:
         by_judge.setdefault(c.judge.id, []).append(c.vendor.public_id)
-    return JudgeList(
-        items=[
-            JudgeOut(
-                user_id=a.judge.public_id,
-                display_name=a.judge.display_name,
-                conflicts=sorted(by_judge.get(a.judge.id, [])),
-            )
-            for a in rows
-        ]
-    )
+    return JudgeList(items=[judge_out(a.judge, by_judge.get(a.judge.id, [])) for a in rows])
 
 
 async def assign_judge(
@@ -316,21 +276,22 @@ async def assign_judge(
     if judge is None or judge.role != Role.JUDGE or not judge.is_active:
         raise ValidationFailed(fields={"user_id": "not an active judge account"})
     try:
-        await JudgeAssignment.create(
-            challenge=challenge,
-            judge=judge,
-            assigned_by=actor.user_id,
-            assigned_at=ctx.clock.now(),
-        )
+        async with unit_of_work():
+            await JudgeAssignment.create(
+                challenge=challenge,
+                judge=judge,
+                assigned_by=actor.user_id,
+                assigned_at=ctx.clock.now(),
+            )
+            await record(
+                ctx=ctx,
+                actor=actor,
+                action="judge.assign",
+                obj=("challenge", challenge_id),
+                detail={"judge": user_id},
+            )
     except IntegrityError:
         return
-    await record(
-        ctx=ctx,
-        actor=actor,
-        action="judge.assign",
-        obj=("challenge", challenge_id),
-        detail={"judge": user_id},
-    )
 
 
 async def declare_conflict(
@@ -345,24 +306,27 @@ async def declare_conflict(
     if vendor is None:
         raise ValidationFailed(fields={"vendor_id": "no such vendor"})
     try:
-        await ConflictOfInterest.create(
-            challenge=challenge,
-            judge=user,
-            vendor=vendor,
-            reason=reason,
-            declared_at=ctx.clock.now(),
-        )
+        async with unit_of_work():
+            await ConflictOfInterest.create(
+                challenge=challenge,
+                judge=user,
+                vendor=vendor,
+                reason=reason,
+                declared_at=ctx.clock.now(),
+            )
+            await Score.filter(
+                proposal__challenge=challenge, proposal__vendor=vendor, judge=user
+            ).delete()
+            await record(
+                ctx=ctx,
+                actor=actor,
+                action="judge.conflict",
+                obj=("challenge", challenge_id),
+                reason=reason,
+                detail={"vendor": vendor_id},
+            )
     except IntegrityError:
         return
-    await Score.filter(proposal__challenge=challenge, proposal__vendor=vendor, judge=user).delete()
-    await record(
-        ctx=ctx,
-        actor=actor,
-        action="judge.conflict",
-        obj=("challenge", challenge_id),
-        reason=reason,
-        detail={"vendor": vendor_id},
-    )
 
 
 def weighted_total(rubric: list[dict[str, object]], scores: dict[str, int]) -> float:
@@ -395,19 +359,20 @@ async def score(*, ctx: AppContext, actor: Principal, public_id: str, data: Scor
         "total": total,
         "submitted_at": ctx.clock.now(),
     }
-    try:
-        row, created = await Score.get_or_create(proposal=proposal, judge=user, defaults=values)
-    except IntegrityError:  # the same judge's other request created it a moment ago
-        row, created = await Score.get(proposal=proposal, judge=user), False
-    if not created:
-        await Score.filter(id=row.id).update(**values)
-    await record(
-        ctx=ctx,
-        actor=actor,
-        action="proposal.score",
-        obj=("proposal", public_id),
-        detail={"total": total},
-    )
+    async with unit_of_work():
+        try:  # get_or_create inserts under a savepoint: a lost race leaves the unit usable
+            row, created = await Score.get_or_create(proposal=proposal, judge=user, defaults=values)
+        except IntegrityError:  # the same judge's other request created it a moment ago
+            row, created = await Score.get(proposal=proposal, judge=user), False
+        if not created:
+            await Score.filter(id=row.id).update(**values)
+        await record(
+            ctx=ctx,
+            actor=actor,
+            action="proposal.score",
+            obj=("proposal", public_id),
+            detail={"total": total},
+        )
     return row
 
 
@@ -423,26 +388,15 @@ async def scoreboard(*, actor: Principal, public_id: str) -> ScoreBoard:
         rows, others_hidden = [], True
     return ScoreBoard(
         proposal_id=proposal.public_id,
-        scores=[
-            ScoreOut(
-                judge_id=r.judge.public_id,
-                judge_name=r.judge.display_name,
-                scores=r.scores,
-                comments=r.comments,
-                overall_comment=r.overall_comment,
-                total=r.total,
-                submitted_at=r.submitted_at,
-            )
-            for r in rows
-        ],
+        scores=[score_out(r) for r in rows],
         judges_scored=len(all_totals),
         aggregate=None if others_hidden else aggregate_of(_floats(all_totals)),
         others_hidden=others_hidden,
     )
 
 
-def _floats(values: object) -> list[float]:
-    return [float(v) for v in values]  # type: ignore[attr-defined]
+def _floats(values: Iterable[Any]) -> list[float]:
+    return [float(v) for v in values]
 
 
 def aggregate_of(totals: list[float]) -> float | None:
@@ -469,14 +423,38 @@ async def decide(
     proposal.decided_by, proposal.decided_at = actor.user_id, ctx.clock.now()
     if feedback:
         proposal.decision_feedback = feedback
-    await proposal.save(update_fields=["status", "decided_by", "decided_at", "decision_feedback"])
-    await record(
-        ctx=ctx,
-        actor=actor,
-        action=f"proposal.{outcome.value}",
-        obj=("proposal", public_id),
-        reason=feedback,
-    )
+    async with unit_of_work() as uow:
+        await proposal.save(
+            update_fields=["status", "decided_by", "decided_at", "decision_feedback"]
+        )
+        await record(
+            ctx=ctx,
+            actor=actor,
+            action=f"proposal.{outcome.value}",
+            obj=("proposal", public_id),
+            reason=feedback,
+        )
+        uow.after_commit(
+            partial(_tell_vendor, ctx=ctx, proposal=proposal, outcome=outcome, feedback=feedback)
+        )
+        if outcome == ProposalStatus.AWARDED:
+            uow.after_commit(
+                partial(
+                    tell_followers,
+                    ctx=ctx,
+                    challenge=proposal.challenge,
+                    kind="challenge_awarded",
+                    title=f"您关注的痛难点有了优秀解决方案：{proposal.challenge.title}",
+                    body=f"{proposal.vendor.name}：{proposal.title}",
+                )
+            )
+    return proposal
+
+
+async def _tell_vendor(
+    *, ctx: AppContext, proposal: Proposal, outcome: ProposalStatus, feedback: str
+) -> None:
+    """Notify the vendor's members of a decision on their proposal (once per decision)."""
     member_ids = await VendorMember.filter(vendor_id=proposal.vendor.id).values_list(
         "user_id", flat=True
     )
@@ -491,18 +469,9 @@ async def decide(
         kind=f"proposal_{outcome.value}",
         title=f"{titles[outcome]}：{proposal.title}",
         body=feedback,
-        link=f"/api/v1/proposals/{public_id}",
-        dedupe=f"proposal_{outcome.value}:{public_id}",
+        link=f"/api/v1/proposals/{proposal.public_id}",
+        dedupe=f"proposal_{outcome.value}:{proposal.public_id}",
     )
-    if outcome == ProposalStatus.AWARDED:
-        await notify_followers(
-            ctx=ctx,
-            challenge=proposal.challenge,
-            kind="challenge_awarded",
-            title=f"您关注的痛难点有了优秀解决方案：{proposal.challenge.title}",
-            body=f"{proposal.vendor.name}：{proposal.title}",
-        )
-    return proposal
 
 
 async def awarded(*, challenge: Challenge) -> tuple[list[AwardedSolution], int]:
@@ -513,15 +482,6 @@ async def awarded(*, challenge: Challenge) -> tuple[list[AwardedSolution], int]:
     result = []
     for p in rows:
         totals = await Score.filter(proposal=p).values_list("total", flat=True)
-        result.append(
-            AwardedSolution(
-                proposal_id=p.public_id,
-                vendor_name=p.vendor.name,
-                title=p.title,
-                summary=p.summary,
-                aggregate=aggregate_of(_floats(totals)),
-                awarded_at=p.decided_at,
-            )
-        )
+        result.append(awarded_out(p, aggregate=aggregate_of(_floats(totals))))
     received = await Proposal.filter(challenge=challenge, versions_submitted__gt=0).count()
     return result, received

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from backend.access import AppContext, Principal
 from backend.audit import record
@@ -11,25 +10,17 @@ from backend.errors import Conflict, Forbidden, NotFound, RateLimited, Unprocess
 from backend.models import Role, User
 from backend.paging import decode_cursor, encode_cursor, scope_of
 from backend.security import hash_password
+from backend.uow import unit_of_work
 from crowdsource.challenges.models import Vendor, VendorMember, VendorStatus
+from crowdsource.challenges.presenters import vendor_out
 from crowdsource.challenges.schemas import (
-    MemberOut,
     VendorListQuery,
     VendorMemberCreate,
-    VendorOut,
     VendorPage,
     VendorRegistration,
 )
 
 REGISTRATIONS_PER_IP_PER_HOUR = 10
-
-
-def mask_phone(phone: str) -> str:
-    """138****8000 style: enough to recognise, not to call."""
-    digits = phone.strip()
-    if len(digits) < 7:
-        return "*" * len(digits)
-    return f"{digits[:3]}****{digits[-4:]}"
 
 
 async def get_vendor_or_raise(public_id: str) -> Vendor:
@@ -52,37 +43,8 @@ async def sees_contact(viewer: Principal, vendor: Vendor) -> bool:
         return True
     if viewer.role == Role.VENDOR:
         member = await membership_of(viewer.user_id)
-        return member is not None and member.vendor_id == vendor.id  # type: ignore[attr-defined]
+        return member is not None and member.vendor_id == vendor.id
     return False
-
-
-async def vendor_out(vendor: Vendor, *, full: bool, with_members: bool = False) -> VendorOut:
-    """A vendor as a viewer may see it (contact phone masked unless ``full``)."""
-    members = None
-    if with_members:
-        rows = await VendorMember.filter(vendor=vendor).select_related("user").order_by("id")
-        members = [
-            MemberOut(
-                user_id=m.user.public_id,
-                username=m.user.username,
-                display_name=m.user.display_name,
-                is_owner=m.is_owner,
-            )
-            for m in rows
-        ]
-    return VendorOut(
-        id=vendor.public_id,
-        name=vendor.name,
-        uscc=vendor.uscc,
-        status=vendor.status,
-        status_reason=vendor.status_reason,
-        contact_name=vendor.contact_name,
-        contact_phone=vendor.contact_phone if full else mask_phone(vendor.contact_phone),
-        contact_email=vendor.contact_email,
-        created_at=vendor.created_at,
-        verified_at=vendor.verified_at,
-        members=members,
-    )
 
 
 async def register_vendor(*, ctx: AppContext, data: VendorRegistration, client_ip: str) -> Vendor:
@@ -94,7 +56,7 @@ async def register_vendor(*, ctx: AppContext, data: VendorRegistration, client_i
         raise RateLimited(limit.retry_after)
     now = ctx.clock.now()
     try:
-        async with in_transaction():
+        async with unit_of_work():
             vendor = await Vendor.create(
                 name=data.company_name.strip(),
                 uscc=data.uscc,
@@ -112,6 +74,9 @@ async def register_vendor(*, ctx: AppContext, data: VendorRegistration, client_i
                 display_name=data.contact_name,
             )
             await VendorMember.create(vendor=vendor, user=user, is_owner=True, created_at=now)
+            await record(
+                ctx=ctx, actor=None, action="vendor.register", obj=("vendor", vendor.public_id)
+            )
     except IntegrityError:
         if await Vendor.filter(uscc=data.uscc).exists():
             raise Conflict(
@@ -122,7 +87,6 @@ async def register_vendor(*, ctx: AppContext, data: VendorRegistration, client_i
         raise Conflict(
             "用户名已存在", code="username_taken", fields={"username": "taken"}
         ) from None
-    await record(ctx=ctx, actor=None, action="vendor.register", obj=("vendor", vendor.public_id))
     return vendor
 
 
@@ -137,14 +101,15 @@ async def decide_vendor(
     vendor.status_reason = reason
     if status == VendorStatus.VERIFIED:
         vendor.verified_at = ctx.clock.now()
-    await vendor.save(update_fields=["status", "status_reason", "verified_at"])
-    await record(
-        ctx=ctx,
-        actor=actor,
-        action=f"vendor.{status.value}",
-        obj=("vendor", public_id),
-        reason=reason,
-    )
+    async with unit_of_work():
+        await vendor.save(update_fields=["status", "status_reason", "verified_at"])
+        await record(
+            ctx=ctx,
+            actor=actor,
+            action=f"vendor.{status.value}",
+            obj=("vendor", public_id),
+            reason=reason,
+        )
     return vendor
 
 
@@ -154,12 +119,12 @@ async def add_member(
     """A member of a verified vendor adds a colleague's account."""
     vendor = await get_vendor_or_raise(public_id)
     member = await membership_of(actor.user_id)
-    if member is None or member.vendor_id != vendor.id:  # type: ignore[attr-defined]
+    if member is None or member.vendor_id != vendor.id:
         raise Forbidden("只能为本企业添加成员")
     if vendor.status != VendorStatus.VERIFIED:
         raise Unprocessable("企业通过审核后才能添加成员", code="vendor_not_verified")
     try:
-        async with in_transaction():
+        async with unit_of_work():
             user = await User.create(
                 username=data.username,
                 password_hash=hash_password(data.password),
@@ -167,17 +132,17 @@ async def add_member(
                 display_name=data.display_name,
             )
             await VendorMember.create(vendor=vendor, user=user, created_at=ctx.clock.now())
+            await record(
+                ctx=ctx,
+                actor=actor,
+                action="vendor.member_add",
+                obj=("vendor", public_id),
+                detail={"user": user.public_id},
+            )
     except IntegrityError:
         raise Conflict(
             "用户名已存在", code="username_taken", fields={"username": "taken"}
         ) from None
-    await record(
-        ctx=ctx,
-        actor=actor,
-        action="vendor.member_add",
-        obj=("vendor", public_id),
-        detail={"user": user.public_id},
-    )
     return user
 
 

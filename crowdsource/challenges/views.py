@@ -12,6 +12,7 @@ from backend.errors import Forbidden, NotFound
 from backend.models import Role
 from crowdsource.challenges import booklet, curation, proposals, service
 from crowdsource.challenges.models import ProposalStatus, VendorStatus
+from crowdsource.challenges.presenters import challenge_out, member_out, proposal_out, vendor_out
 from crowdsource.challenges.schemas import (
     ChallengeIn,
     ChallengeListQuery,
@@ -60,7 +61,7 @@ STAFF = (Role.BUREAU_ADMIN, Role.CURATOR)
 )
 async def register(request: Request, call: Call) -> VendorOut:
     vendor = await service.register_vendor(ctx=call.ctx, data=call.body, client_ip=call.client_ip)
-    return await service.vendor_out(vendor, full=True, with_members=True)
+    return await vendor_out(vendor, full=True, with_members=True)
 
 
 @bp.get("/vendors")
@@ -77,10 +78,10 @@ async def get_vendor(request: Request, call: Call, vendor_id: str) -> VendorOut:
     vendor = await service.get_vendor_or_raise(vendor_id)
     if call.user.role == Role.VENDOR:
         member = await service.membership_of(call.user.user_id)
-        if member is None or member.vendor_id != vendor.id:  # type: ignore[attr-defined]
+        if member is None or member.vendor_id != vendor.id:
             raise NotFound("企业不存在", code="vendor_not_found")
     full = await service.sees_contact(call.user, vendor)
-    return await service.vendor_out(vendor, full=full, with_members=True)
+    return await vendor_out(vendor, full=full, with_members=True)
 
 
 @bp.get("/me/vendor")
@@ -89,7 +90,7 @@ async def my_vendor(request: Request, call: Call) -> VendorOut:
     member = await service.membership_of(call.user.user_id)
     if member is None:
         raise NotFound("账号未关联企业", code="vendor_not_found")
-    return await service.vendor_out(member.vendor, full=True, with_members=True)
+    return await vendor_out(member.vendor, full=True, with_members=True)
 
 
 @bp.post("/vendors/<vendor_id:str>/verify")
@@ -109,7 +110,7 @@ async def verify(request: Request, call: Call, vendor_id: str) -> VendorOut:
         status=VendorStatus.VERIFIED,
         reason=call.body.reason,
     )
-    return await service.vendor_out(vendor, full=True)
+    return await vendor_out(vendor, full=True)
 
 
 @bp.post("/vendors/<vendor_id:str>/suspend")
@@ -129,7 +130,7 @@ async def suspend(request: Request, call: Call, vendor_id: str) -> VendorOut:
         status=VendorStatus.SUSPENDED,
         reason=call.body.reason,
     )
-    return await service.vendor_out(vendor, full=True)
+    return await vendor_out(vendor, full=True)
 
 
 @bp.post("/vendors/<vendor_id:str>/members")
@@ -148,12 +149,7 @@ async def add_member(request: Request, call: Call, vendor_id: str) -> MemberOut:
     user = await service.add_member(
         ctx=call.ctx, actor=call.user, public_id=vendor_id, data=call.body
     )
-    return MemberOut(
-        user_id=user.public_id,
-        username=user.username,
-        display_name=user.display_name,
-        is_owner=False,
-    )
+    return member_out(user, is_owner=False)
 
 
 # --- challenges, proposals, judging ----------------------------------------------------------
@@ -210,7 +206,7 @@ async def create_challenge(request: Request, call: Call, campaign_id: str) -> Ch
         ctx=call.ctx, actor=call.user, campaign_id=campaign_id, data=call.body
     )
     challenge = await curation.get_challenge(challenge.public_id, viewer=call.user)
-    return await curation.challenge_out(challenge, now=call.clock.now())
+    return await challenge_out(challenge, now=call.clock.now())
 
 
 @challenges_bp.get("/challenges")
@@ -225,7 +221,7 @@ async def list_challenges(request: Request, call: Call) -> ChallengePage:
 @endpoint(summary="挑战详情", tag=CTAG, public=True, response=ChallengeOut, errors=(404,))
 async def get_challenge(request: Request, call: Call, challenge_id: str) -> ChallengeOut:
     challenge = await curation.get_challenge(challenge_id, viewer=call.principal)
-    return await curation.challenge_out(challenge, now=call.clock.now())
+    return await challenge_out(challenge, now=call.clock.now())
 
 
 @challenges_bp.patch("/challenges/<challenge_id:str>")
@@ -241,7 +237,7 @@ async def patch_challenge(request: Request, call: Call, challenge_id: str) -> Ch
     challenge = await curation.update_challenge(
         ctx=call.ctx, actor=call.user, public_id=challenge_id, data=call.body
     )
-    return await curation.challenge_out(challenge, now=call.clock.now())
+    return await challenge_out(challenge, now=call.clock.now())
 
 
 @challenges_bp.post("/challenges/<challenge_id:str>/submit-for-review")
@@ -256,7 +252,7 @@ async def review(request: Request, call: Call, challenge_id: str) -> ChallengeOu
     challenge = await curation.submit_for_review(
         ctx=call.ctx, actor=call.user, public_id=challenge_id
     )
-    return await curation.challenge_out(challenge, now=call.clock.now())
+    return await challenge_out(challenge, now=call.clock.now())
 
 
 @challenges_bp.post("/challenges/<challenge_id:str>/return")
@@ -272,7 +268,7 @@ async def return_challenge(request: Request, call: Call, challenge_id: str) -> C
     challenge = await curation.return_to_draft(
         ctx=call.ctx, actor=call.user, public_id=challenge_id, note=call.body.note
     )
-    return await curation.challenge_out(challenge, now=call.clock.now())
+    return await challenge_out(challenge, now=call.clock.now())
 
 
 @challenges_bp.post("/challenges/<challenge_id:str>/publish")
@@ -285,7 +281,7 @@ async def return_challenge(request: Request, call: Call, challenge_id: str) -> C
 )
 async def publish(request: Request, call: Call, challenge_id: str) -> ChallengeOut:
     challenge = await curation.publish(ctx=call.ctx, actor=call.user, public_id=challenge_id)
-    return await curation.challenge_out(challenge, now=call.clock.now())
+    return await challenge_out(challenge, now=call.clock.now())
 
 
 @challenges_bp.get("/challenges/<challenge_id:str>/results")
@@ -293,7 +289,7 @@ async def publish(request: Request, call: Call, challenge_id: str) -> ChallengeO
 async def results(request: Request, call: Call, challenge_id: str) -> ResultsOut:
     challenge = await curation.get_challenge(challenge_id, viewer=None)
     awarded, received = await proposals.awarded(challenge=challenge)
-    out = await curation.challenge_out(challenge, now=call.clock.now())
+    out = await challenge_out(challenge, now=call.clock.now())
     return ResultsOut(challenge=out, awarded=awarded, proposals_received=received)
 
 
@@ -329,7 +325,7 @@ async def create_proposal(request: Request, call: Call, challenge_id: str) -> Pr
     proposal = await proposals.create_proposal(
         ctx=call.ctx, actor=call.user, challenge_id=challenge_id, data=call.body
     )
-    return proposals.proposal_out(proposal)
+    return proposal_out(proposal)
 
 
 @challenges_bp.get("/challenges/<challenge_id:str>/proposals")
@@ -342,15 +338,13 @@ async def create_proposal(request: Request, call: Call, challenge_id: str) -> Pr
 )
 async def challenge_proposals(request: Request, call: Call, challenge_id: str) -> ProposalList:
     rows = await proposals.list_for_challenge(actor=call.user, challenge_id=challenge_id)
-    return ProposalList(items=[proposals.proposal_out(p) for p in rows])
+    return ProposalList(items=[proposal_out(p) for p in rows])
 
 
 @challenges_bp.get("/me/proposals")
 @endpoint(summary="本企业的方案", tag=PTAG, roles=(Role.VENDOR,), response=ProposalList)
 async def my_proposals(request: Request, call: Call) -> ProposalList:
-    return ProposalList(
-        items=[proposals.proposal_out(p) for p in await proposals.mine(actor=call.user)]
-    )
+    return ProposalList(items=[proposal_out(p) for p in await proposals.mine(actor=call.user)])
 
 
 @challenges_bp.get("/proposals/<proposal_id:str>")
@@ -362,7 +356,7 @@ async def my_proposals(request: Request, call: Call) -> ProposalList:
     errors=(404,),
 )
 async def get_proposal(request: Request, call: Call, proposal_id: str) -> ProposalOut:
-    return proposals.proposal_out(await proposals.get_readable(proposal_id, call.principal))
+    return proposal_out(await proposals.get_readable(proposal_id, call.principal))
 
 
 @challenges_bp.put("/proposals/<proposal_id:str>")
@@ -378,7 +372,7 @@ async def put_proposal(request: Request, call: Call, proposal_id: str) -> Propos
     proposal = await proposals.update_proposal(
         ctx=call.ctx, actor=call.user, public_id=proposal_id, data=call.body
     )
-    return proposals.proposal_out(proposal)
+    return proposal_out(proposal)
 
 
 @challenges_bp.post("/proposals/<proposal_id:str>/submit")
@@ -387,7 +381,7 @@ async def put_proposal(request: Request, call: Call, proposal_id: str) -> Propos
 )
 async def submit_proposal(request: Request, call: Call, proposal_id: str) -> ProposalOut:
     proposal = await proposals.submit_proposal(ctx=call.ctx, actor=call.user, public_id=proposal_id)
-    return proposals.proposal_out(proposal)
+    return proposal_out(proposal)
 
 
 @challenges_bp.post("/proposals/<proposal_id:str>/withdraw")
@@ -398,7 +392,7 @@ async def withdraw_proposal(request: Request, call: Call, proposal_id: str) -> P
     proposal = await proposals.withdraw_proposal(
         ctx=call.ctx, actor=call.user, public_id=proposal_id
     )
-    return proposals.proposal_out(proposal)
+    return proposal_out(proposal)
 
 
 @challenges_bp.get("/proposals/<proposal_id:str>/versions")
@@ -477,7 +471,7 @@ async def _decide(call: Call, proposal_id: str, outcome: ProposalStatus) -> Prop
         outcome=outcome,
         feedback=call.body.feedback,
     )
-    return proposals.proposal_out(proposal)
+    return proposal_out(proposal)
 
 
 @challenges_bp.post("/proposals/<proposal_id:str>/shortlist")

@@ -1,0 +1,237 @@
+"""One person, one vote: casting and withdrawing votes, and reconciling what was counted.
+
+A vote commits in the database (the UNIQUE pair and the person's budget in one transaction); the
+live counters in the key-value store follow after the commit (:mod:`crowdsource.counters`).
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+from tortoise.functions import Count
+
+from backend.access import AppContext, Principal
+from backend.errors import AppError, Conflict, NotFound, RateLimited, Unprocessable
+from backend.uow import unit_of_work
+from crowdsource import counters, integrity
+from crowdsource.merging import fold_leftover_votes
+from crowdsource.models import Audience, Campaign, PainPoint, Participant, Phase, Status, Vote
+from crowdsource.pain_points import live_counts, require_invited, user_pk, voter_audience
+from crowdsource.phases import require_phase
+from crowdsource.presenters import vote_out
+from crowdsource.schemas import VoteOut
+
+log = logging.getLogger("smartcircle.crowdsource")
+
+
+async def _check_vote_rate(
+    *, ctx: AppContext, campaign: Campaign, principal: Principal, client_ip: str
+) -> None:
+    secret = ctx.settings.jwt_secret
+    checks = (
+        (
+            f"cs:vote:user:{campaign.public_id}:{principal.user_id}",
+            campaign.votes_per_minute_person,
+        ),
+        (
+            f"cs:vote:ip:{campaign.public_id}:{integrity.ip_hash(secret, client_ip)}",
+            campaign.votes_per_minute_ip,
+        ),
+    )
+    for key, per_minute in checks:
+        result = await ctx.kv.hit(key, limit=per_minute, window=60)
+        if not result.allowed:
+            raise RateLimited(
+                result.retry_after, "投票过于频繁，请稍后再试", code="vote_rate_limited"
+            )
+
+
+async def _check_votable(item: PainPoint) -> None:
+    if item.status is Status.INVALID:
+        raise Unprocessable("该痛点已被判定无效，不能投票", code="pain_point_invalid")
+    if item.status is Status.DUPLICATE:
+        target = await PainPoint.filter(id=item.duplicate_of_id).values_list("public_id", flat=True)
+        raise Unprocessable(
+            "该痛点是重复项，请为原痛点投票",
+            code="pain_point_duplicate",
+            fields={"duplicate_of": str(target[0]) if target else ""},
+        )
+    if item.hidden:
+        raise Conflict("该痛点正在复核中，暂不能投票", code="pain_point_hidden")
+
+
+async def _counted(
+    *, ctx: AppContext, item: PainPoint, campaign: Campaign, audience: Audience
+) -> VoteOut:
+    counts = await live_counts(ctx=ctx, item=item, campaign=campaign)
+    return vote_out(item, audience, counts)
+
+
+async def _ensure_built(*, ctx: AppContext, campaign: Campaign) -> None:
+    try:
+        await counters.ensure_built(ctx=ctx, campaign=campaign)
+    except counters.KV_ERRORS:
+        log.warning("vote counters unreachable, reconciliation will catch up")
+
+
+async def _bump(
+    *, ctx: AppContext, campaign: Campaign, item: PainPoint, audience: Audience, amount: int
+) -> None:
+    try:
+        await counters.bump(
+            ctx=ctx, campaign=campaign, pain_point=item.public_id, audience=audience, amount=amount
+        )
+    except counters.KV_ERRORS:
+        log.warning("vote counters unreachable, reconciliation will catch up")
+
+
+async def cast_vote(
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    public_id: str,
+    client_ip: str,
+    device_id: str | None = None,
+) -> VoteOut:
+    """One vote per person per pain point while voting is open, within the budget."""
+    item = await PainPoint.get_or_none(public_id=public_id).select_related("campaign")
+    if item is None:
+        raise NotFound("痛点不存在", code="pain_point_not_found")
+    try:
+        return await _cast_vote(
+            ctx=ctx, principal=principal, item=item, client_ip=client_ip, device_id=device_id
+        )
+    except AppError as exc:
+        await integrity.count_refusal(ctx=ctx, campaign=item.campaign, code=exc.code)
+        raise
+
+
+async def _cast_vote(
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    item: PainPoint,
+    client_ip: str,
+    device_id: str | None,
+) -> VoteOut:
+    campaign = item.campaign
+    await _check_vote_rate(ctx=ctx, campaign=campaign, principal=principal, client_ip=client_ip)
+    now = ctx.clock.now()
+    require_phase(campaign, now, Phase.VOTING, "投票")
+    await _check_votable(item)
+    audience = voter_audience(principal.role)
+    require_invited(campaign, audience)
+    voter_pk = await user_pk(principal)
+    ip_hash, net_hash, device_hash = integrity.origin_hashes(
+        ctx.settings.jwt_secret, client_ip, device_id
+    )
+    # Before the vote commits: a rebuild after it would count it twice.
+    await _ensure_built(ctx=ctx, campaign=campaign)
+    try:
+        async with unit_of_work() as uow:
+            await Participant.bulk_create(
+                [Participant(campaign_id=campaign.id, user_id=voter_pk)], ignore_conflicts=True
+            )
+            # The UNIQUE (pain_point, user) constraint is the one-vote rule.
+            await Vote.create(
+                pain_point_id=item.id,
+                campaign_id=campaign.id,
+                user_id=voter_pk,
+                audience=audience,
+                created_at=now,
+                ip_hash=ip_hash,
+                net_hash=net_hash,
+                device_hash=device_hash,
+            )
+            # The budget: one conditional UPDATE of the person's row, serialised by the database.
+            tally = Participant.filter(campaign_id=campaign.id, user_id=voter_pk)
+            if campaign.vote_budget is not None:
+                tally = tally.filter(votes__lt=campaign.vote_budget)
+            if not await tally.update(votes=F("votes") + 1):
+                raise Unprocessable(
+                    f"每人在本活动最多投 {campaign.vote_budget} 票",
+                    code="vote_budget_exhausted",
+                )
+            uow.after_commit(
+                partial(_bump, ctx=ctx, campaign=campaign, item=item, audience=audience, amount=1)
+            )
+    except IntegrityError:
+        raise Conflict("你已为该痛点投过票", code="already_voted") from None
+    return await _counted(ctx=ctx, item=item, campaign=campaign, audience=audience)
+
+
+async def withdraw_vote(
+    *, ctx: AppContext, principal: Principal, public_id: str, client_ip: str
+) -> VoteOut:
+    """Withdraw one's vote while voting is open."""
+    item = await PainPoint.get_or_none(public_id=public_id).select_related("campaign")
+    if item is None:
+        raise NotFound("痛点不存在", code="pain_point_not_found")
+    campaign = item.campaign
+    await _check_vote_rate(ctx=ctx, campaign=campaign, principal=principal, client_ip=client_ip)
+    require_phase(campaign, ctx.clock.now(), Phase.VOTING, "投票")
+    voter_pk = await user_pk(principal)
+    vote = await Vote.get_or_none(pain_point_id=item.id, user_id=voter_pk)
+    if vote is None:
+        raise NotFound("你没有为该痛点投票", code="vote_not_found")
+    await _ensure_built(ctx=ctx, campaign=campaign)
+    async with unit_of_work() as uow:
+        if not await Vote.filter(id=vote.id).delete():
+            raise NotFound("你没有为该痛点投票", code="vote_not_found")
+        await Participant.filter(campaign_id=campaign.id, user_id=voter_pk, votes__gt=0).update(
+            votes=F("votes") - 1
+        )
+        uow.after_commit(
+            partial(_bump, ctx=ctx, campaign=campaign, item=item, audience=vote.audience, amount=-1)
+        )
+    return await _counted(ctx=ctx, item=item, campaign=campaign, audience=vote.audience)
+
+
+# -- reconciliation and tallies ---------------------------------------------------------
+
+
+async def reconcile_counters(*, ctx: AppContext) -> int:
+    """Fold late votes on merged items, then rebuild the live counters from the database."""
+    now = ctx.clock.now()
+    fixed = 0
+    campaigns = await Campaign.filter(voting_starts_at__lte=now).exclude(phase=Phase.CLOSED)
+    for campaign in campaigns:
+        await fold_leftover_votes(ctx=ctx, campaign=campaign)
+        fixed += await counters.rebuild(ctx=ctx, campaign=campaign)
+    if fixed:
+        log.warning("vote counters reconciled", extra={"corrected": fixed})
+    return fixed
+
+
+async def recount_participants(*, campaign: Campaign) -> int:
+    """Rebuild a campaign's per-person tallies from its rows (offline use: imports, demo data)."""
+    tally: dict[int, list[int]] = {}
+    authors = (
+        await PainPoint.filter(campaign_id=campaign.id)
+        .annotate(n=Count("id"))
+        .group_by("author_id")
+        .values("author_id", "n")
+    )
+    for row in authors:
+        tally.setdefault(int(row["author_id"]), [0, 0])[0] = int(row["n"])
+    voters = (
+        await Vote.filter(campaign_id=campaign.id)
+        .annotate(n=Count("id"))
+        .group_by("user_id")
+        .values("user_id", "n")
+    )
+    for row in voters:
+        tally.setdefault(int(row["user_id"]), [0, 0])[1] = int(row["n"])
+    async with unit_of_work():
+        await Participant.filter(campaign_id=campaign.id).delete()
+        await Participant.bulk_create(
+            [
+                Participant(campaign_id=campaign.id, user_id=user, submissions=s, votes=v)
+                for user, (s, v) in tally.items()
+            ],
+            batch_size=1000,
+        )
+    return len(tally)
