@@ -12,6 +12,7 @@ from pypdf import PdfReader
 from stdnum.cn import uscc
 
 from backend.models import AuditEntry, Notification, Role, User
+from crowdsource.challenges.judging import weighted_total
 from crowdsource.challenges.models import (
     Challenge,
     Proposal,
@@ -20,7 +21,6 @@ from crowdsource.challenges.models import (
     VendorMember,
     VendorStatus,
 )
-from crowdsource.challenges.proposals import weighted_total
 from crowdsource.models import Audience, Campaign, PainPoint, Phase, Status, Vote
 from tests.factories import make_user, sign_in
 

@@ -10,7 +10,7 @@ from sanic.response import html, raw
 from backend.access import Call, endpoint
 from backend.errors import Forbidden, NotFound
 from backend.models import Role
-from crowdsource.challenges import booklet, curation, proposals, service
+from crowdsource.challenges import booklet, curation, judging, proposals, service
 from crowdsource.challenges.models import ProposalStatus, VendorStatus
 from crowdsource.challenges.presenters import challenge_out, member_out, proposal_out, vendor_out
 from crowdsource.challenges.schemas import (
@@ -288,7 +288,7 @@ async def publish(request: Request, call: Call, challenge_id: str) -> ChallengeO
 @endpoint(summary="挑战评审结果（公开）", tag=CTAG, public=True, response=ResultsOut, errors=(404,))
 async def results(request: Request, call: Call, challenge_id: str) -> ResultsOut:
     challenge = await curation.get_challenge(challenge_id, viewer=None)
-    awarded, received = await proposals.awarded(challenge=challenge)
+    awarded, received = await judging.awarded(challenge=challenge)
     out = await challenge_out(challenge, now=call.clock.now())
     return ResultsOut(challenge=out, awarded=awarded, proposals_received=received)
 
@@ -406,7 +406,7 @@ async def proposal_versions(request: Request, call: Call, proposal_id: str) -> V
 @challenges_bp.get("/challenges/<challenge_id:str>/judges")
 @endpoint(summary="评委名单", tag=PTAG, roles=CURATORS, response=JudgeList, errors=(404,))
 async def list_judges(request: Request, call: Call, challenge_id: str) -> JudgeList:
-    return await proposals.judges(challenge_id=challenge_id, actor=call.user)
+    return await judging.judges(challenge_id=challenge_id, actor=call.user)
 
 
 @challenges_bp.post("/challenges/<challenge_id:str>/judges")
@@ -414,7 +414,7 @@ async def list_judges(request: Request, call: Call, challenge_id: str) -> JudgeL
     summary="指派评委", tag=PTAG, roles=(Role.CURATOR,), body=JudgeIn, status=204, errors=(404,)
 )
 async def assign_judge(request: Request, call: Call, challenge_id: str) -> None:
-    await proposals.assign_judge(
+    await judging.assign_judge(
         ctx=call.ctx, actor=call.user, challenge_id=challenge_id, user_id=call.body.user_id
     )
 
@@ -429,7 +429,7 @@ async def assign_judge(request: Request, call: Call, challenge_id: str) -> None:
     errors=(404,),
 )
 async def declare_conflict(request: Request, call: Call, challenge_id: str) -> None:
-    await proposals.declare_conflict(
+    await judging.declare_conflict(
         ctx=call.ctx,
         actor=call.user,
         challenge_id=challenge_id,
@@ -448,7 +448,7 @@ async def declare_conflict(request: Request, call: Call, challenge_id: str) -> N
     errors=(404, 409),
 )
 async def score(request: Request, call: Call, proposal_id: str) -> None:
-    await proposals.score(ctx=call.ctx, actor=call.user, public_id=proposal_id, data=call.body)
+    await judging.score(ctx=call.ctx, actor=call.user, public_id=proposal_id, data=call.body)
 
 
 @challenges_bp.get("/proposals/<proposal_id:str>/scores")
@@ -460,11 +460,11 @@ async def score(request: Request, call: Call, proposal_id: str) -> None:
     errors=(404,),
 )
 async def scores(request: Request, call: Call, proposal_id: str) -> ScoreBoard:
-    return await proposals.scoreboard(actor=call.user, public_id=proposal_id)
+    return await judging.scoreboard(actor=call.user, public_id=proposal_id)
 
 
 async def _decide(call: Call, proposal_id: str, outcome: ProposalStatus) -> ProposalOut:
-    proposal = await proposals.decide(
+    proposal = await judging.decide(
         ctx=call.ctx,
         actor=call.user,
         public_id=proposal_id,
