@@ -9,7 +9,7 @@ import time
 import uuid
 
 import httpx
-from sanic import Request, Sanic
+from sanic import DefaultSanic, Request, Sanic
 from sanic.response import HTTPResponse
 
 from backend import db, elastic, scheduler
@@ -63,10 +63,11 @@ JOB_REGISTRATIONS = (
 
 
 def _dumps(value: object, **kwargs: object) -> str:
+    # json.dumps types each keyword on its own; Sanic passes only the ones json.dumps takes.
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), **kwargs)  # type: ignore[arg-type]
 
 
-def create_app(settings: Settings | None = None) -> Sanic:
+def create_app(settings: Settings | None = None) -> DefaultSanic:
     """Build the app for these settings (read from the environment when not given)."""
     if not isinstance(settings, Settings):  # the sanic CLI passes its own arguments
         settings = Settings.from_env()
@@ -112,26 +113,26 @@ def create_app(settings: Settings | None = None) -> Sanic:
     install_error_handlers(app)
 
     @app.before_server_start
-    async def _check_routes(app: Sanic) -> None:
+    async def _check_routes(app: DefaultSanic) -> None:
         check_every_route_declared(app)
 
     @app.after_server_start
-    async def _start_jobs(app: Sanic) -> None:
+    async def _start_jobs(app: DefaultSanic) -> None:
         if settings.scheduler_enabled:
             jobs.start()
 
     @app.before_server_stop
-    async def _stop_jobs(app: Sanic) -> None:
+    async def _stop_jobs(app: DefaultSanic) -> None:
         jobs.shutdown()
 
     return app
 
 
-def _register_clients(app: Sanic, ctx: AppContext) -> None:
+def _register_clients(app: DefaultSanic, ctx: AppContext) -> None:
     settings = ctx.settings
 
     @app.before_server_start
-    async def _open_clients(app: Sanic) -> None:
+    async def _open_clients(app: DefaultSanic) -> None:
         http = httpx.AsyncClient(timeout=settings.wechat_timeout)
         ctx.extras["http"] = http
         ctx.extras["wechat"] = WeChatClient(
@@ -144,7 +145,7 @@ def _register_clients(app: Sanic, ctx: AppContext) -> None:
             ctx.extras["es"] = elastic.create_client(settings)
 
     @app.after_server_stop
-    async def _close_clients(app: Sanic) -> None:
+    async def _close_clients(app: DefaultSanic) -> None:
         http = ctx.extras.pop("http", None)
         if http is not None:
             await http.aclose()
@@ -154,7 +155,7 @@ def _register_clients(app: Sanic, ctx: AppContext) -> None:
         await ctx.kv.close()
 
 
-def _register_middleware(app: Sanic) -> None:
+def _register_middleware(app: DefaultSanic) -> None:
     @app.on_request
     async def _before(request: Request) -> None:
         incoming = request.headers.get("x-request-id", "")
@@ -165,7 +166,7 @@ def _register_middleware(app: Sanic) -> None:
         if route_access(request) is None:
             raise Forbidden("该接口未声明访问权限", code="route_not_declared")
 
-    @app.on_response
+    @app.on_response  # type: ignore[untyped-decorator]  # sanic leaves on_response unannotated
     async def _after(request: Request, response: HTTPResponse) -> None:
         request_id = getattr(request.ctx, "request_id", None) or uuid.uuid4().hex
         response.headers["X-Request-Id"] = request_id

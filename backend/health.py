@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel
 from sanic import Blueprint, Request
@@ -29,7 +29,7 @@ class Health(BaseModel):
     services: dict[str, ServiceHealth]
 
 
-async def _probe(backend: str, check: Any) -> ServiceHealth:
+async def _probe(backend: str, check: Callable[[], Awaitable[object]]) -> ServiceHealth:
     started = time.perf_counter()
     try:
         detail = await check()

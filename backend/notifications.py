@@ -6,6 +6,7 @@ Each notification has a dedupe key, so a retried job or request never notifies a
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 from pydantic import BaseModel
 from sanic import Blueprint, Request
@@ -29,11 +30,11 @@ async def notify(
     wanted = {uid: f"{dedupe}:{uid}" for uid in set(user_ids)}
     if not wanted:
         return 0
-    existing = set(
-        await Notification.filter(dedupe_key__in=list(wanted.values())).values_list(
-            "dedupe_key", flat=True
-        )
+    found = await Notification.filter(dedupe_key__in=list(wanted.values())).values_list(
+        "dedupe_key", flat=True
     )
+    # flat=True answers the values themselves; tortoise types every row as a tuple.
+    existing = set(cast("list[str]", found))
     now = ctx.clock.now()
     rows = [
         Notification(

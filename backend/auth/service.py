@@ -56,7 +56,7 @@ async def issue_tokens(*, ctx: AppContext, user: User, family: str | None = None
         expires_at=now + timedelta(seconds=ctx.settings.refresh_token_ttl),
     )
     access, ttl = encode_access_token(
-        secret=ctx.settings.jwt_secret,
+        secret=ctx.settings.token_key,
         user_id=user.public_id,
         role=user.role.value,
         session=family,
