@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import AnyUrl, BaseModel, ValidationError
-from sanic import Request, Sanic
+from sanic import DefaultSanic, Request
 from sanic.response import HTTPResponse, empty
 from sanic.response import json as json_response
 from sanic_ext.extensions.openapi import openapi
@@ -50,9 +50,6 @@ class Principal:
     session: str = ""
     street: str | None = None
     via_api_key: bool = False
-
-    def has(self, *roles: Role) -> bool:
-        return self.role in roles
 
 
 @dataclass
@@ -172,7 +169,7 @@ async def authenticate(request: Request, ctx: AppContext, *, api_key: bool) -> P
         raise Unauthorized("Authorization 头格式应为 Bearer <token>", code="invalid_token")
     try:
         claims = decode_access_token(
-            token.strip(), secret=ctx.settings.jwt_secret, now=ctx.clock.time()
+            token.strip(), secret=ctx.settings.token_key, now=ctx.clock.time()
         )
     except TokenError as exc:
         raise Unauthorized(exc.message, code=exc.code) from None
@@ -318,6 +315,7 @@ def endpoint(
                 if body is not None
                 else None
             ),
+            # list is invariant: sanic-ext wants list[dict | Parameter | str], this is list[dict].
             parameter=_query_parameters(query) if query is not None else None,  # type: ignore[arg-type]
             response=responses,
             secured=secured,
@@ -372,7 +370,7 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-def _is_library_route(app: Sanic, route: Any) -> bool:
+def _is_library_route(app: DefaultSanic, route: Any) -> bool:
     """Routes that sanic-ext adds itself: the OpenAPI document and automatic OPTIONS/HEAD."""
     if route.name.startswith(tuple(f"{app.name}.{p}" for p in LIBRARY_ROUTE_PREFIXES)):
         return True
@@ -380,7 +378,7 @@ def _is_library_route(app: Sanic, route: Any) -> bool:
     return str(getattr(handler, "__module__", "")).startswith("sanic_ext.")
 
 
-def check_every_route_declared(app: Sanic) -> None:
+def check_every_route_declared(app: DefaultSanic) -> None:
     """Refuse to start when a route does not say who may call it (default deny)."""
     missing = []
     for route in app.router.routes:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.access import AppContext, Principal
+from backend.access import Principal
+from backend.context import AppContext
 from backend.logs import request_id_var
 from backend.models import AuditEntry
 

@@ -1,20 +1,44 @@
 """Settings, read from environment variables when the app is created (never at import time).
 
 Every variable, its default and its meaning is listed in the README's configuration table.
+
+The variables are read and validated by pydantic-settings. ``Settings(...)`` takes only its
+arguments (tests and tools build settings that way); :meth:`Settings.from_env` reads the
+environment (``os.environ`` or a given mapping), with keyword overrides taking precedence.
+A bad value is a :class:`SettingsError` naming the variable.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, ClassVar, Self
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic_core import ErrorDetails
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 PROFILES = ("embedded", "services")
 ENVIRONMENTS = ("development", "production")
 INSECURE_SECRET = "insecure-development-secret-change-me"  # noqa: S105 - documented default
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# HKDF ``info`` labels: one independent key per use of the configured secret.
+TOKEN_KEY_INFO = b"smartcircle/access-token/v1"
+CURSOR_KEY_INFO = b"smartcircle/list-cursor/v1"
+ORIGIN_KEY_INFO = b"smartcircle/vote-origin/v1"
 
 
 class SettingsError(ValueError):
@@ -31,104 +55,180 @@ def parse_bool(value: str) -> bool:
     raise SettingsError(f"not a boolean: {value!r}")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything the app needs to know about its surroundings."""
+def _env_bool(value: object) -> object:
+    return parse_bool(value) if isinstance(value, str) else value
 
-    profile: str = "embedded"
-    environment: str = "development"
-    debug: bool = False
-    host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
-    var_dir: Path = REPO_ROOT / "var"
-    database_url: str = ""
-    redis_url: str = ""
-    elasticsearch_url: str = ""
-    es_index_prefix: str = "smartcircle"
-    kv_prefix: str = "sc:"
-    jwt_secret: str = INSECURE_SECRET
-    access_token_ttl: int = 900
-    refresh_token_ttl: int = 30 * 24 * 3600
-    demo_signin: bool = True
-    wechat_base_url: str = "https://api.weixin.qq.com"
-    wechat_appid: str = ""
-    wechat_secret: str = ""
-    wechat_timeout: float = 5.0
-    login_max_failures: int = 5
-    login_lockout_seconds: int = 900
-    max_body_bytes: int = 10 * 1024 * 1024
-    db_pool_max: int = 20
-    scheduler_enabled: bool = True
-    housekeeping_interval: int = 300
-    parking_stale_minutes: int = 15
-    log_level: str = "INFO"
-    log_json: bool = True
+
+# A boolean spelled the way :func:`parse_bool` reads it (pydantic's own set of words differs).
+EnvBool = Annotated[bool, BeforeValidator(_env_bool)]
+
+
+@lru_cache(maxsize=16)
+def derive_key(secret: str, info: bytes) -> str:
+    """A 256-bit key for one purpose (``info``) derived from ``secret`` with HKDF-SHA256.
+
+    Returned as 64 hex characters, so it can stand wherever the secret string stood.
+    """
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info)
+    return hkdf.derive(secret.encode()).hex()
+
+
+# The environment that :meth:`EnvSettings.read_env` is reading; None while plain construction.
+_ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("_ENVIRONMENT", default=None)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of ``os.environ``.
+
+    Only the variables named by the fields' aliases are looked at. An empty variable counts as
+    unset, except those listed in the model's ``empty_is_false`` (booleans where it means off).
+    """
+
+    def __init__(self, settings_cls: type[EnvSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._empty_is_false = settings_cls.empty_is_false
+        self._names = {
+            info.validation_alias
+            for info in settings_cls.model_fields.values()
+            if isinstance(info.validation_alias, str)
+        }
+        super().__init__(settings_cls, case_sensitive=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {
+            name: value
+            for name, value in self._environ.items()
+            if name in self._names and (value != "" or name in self._empty_is_false)
+        }
+
+
+class EnvSettings(BaseSettings):
+    """Frozen settings whose fields name their environment variable (``validation_alias``)."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        case_sensitive=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    empty_is_false: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        environ = _ENVIRONMENT.get()
+        if environ is None:
+            return (init_settings,)
+        return (init_settings, _MappingEnvSource(cls, environ))
+
+    @classmethod
+    def read_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Self:
+        """Settings from ``env`` (default ``os.environ``); ``overrides`` win over it."""
+        with _reading(os.environ if env is None else env):
+            try:
+                return cls(**overrides)
+            except ValidationError as exc:
+                problems = [cls.explain(cls.variable(err["loc"]), err) for err in exc.errors()]
+                raise SettingsError("; ".join(problems)) from exc
+
+    @classmethod
+    def variable(cls, loc: tuple[str | int, ...]) -> str:
+        """The environment variable of an error location (a field name or its alias)."""
+        name = str(loc[0]) if loc else ""
+        info = cls.model_fields.get(name)
+        if info is not None and isinstance(info.validation_alias, str):
+            return info.validation_alias
+        return name
+
+    @classmethod
+    def explain(cls, variable: str, error: ErrorDetails) -> str:
+        """One validation error as a message naming the variable."""
+        if error["type"].startswith("int_"):
+            return f"{variable} must be an integer"
+        if error["type"] == "value_error":
+            return f"{variable}: {error.get('ctx', {}).get('error', error['msg'])}"
+        return f"{variable}: {error['msg']}"
+
+
+@contextmanager
+def _reading(environ: Mapping[str, str]) -> Iterator[None]:
+    token = _ENVIRONMENT.set(environ)
+    try:
+        yield
+    finally:
+        _ENVIRONMENT.reset(token)
+
+
+class Settings(EnvSettings):
+    """Everything the app needs to know about its surroundings (immutable).
+
+    Copies with changes: ``settings.model_copy(update={...})`` (not validated, like
+    ``dataclasses.replace``).
+
+    Keys: one secret is configured (``SMARTCIRCLE_JWT_SECRET``); each use gets its own key
+    derived from it with HKDF-SHA256 under a distinct label: :attr:`token_key` (access tokens),
+    :attr:`cursor_key` (list cursors), :attr:`origin_key` (vote-origin hashes). Each is a
+    64-character hex string (256 bits), computed once per secret; knowing one reveals neither
+    the others nor the secret. Use these, not ``jwt_secret`` itself.
+    """
+
+    # An empty boolean variable means off (as it always has); other empty variables are unset.
+    empty_is_false: ClassVar[frozenset[str]] = frozenset(
+        {
+            "SMARTCIRCLE_DEBUG",
+            "SMARTCIRCLE_DEMO_SIGNIN",
+            "SMARTCIRCLE_SCHEDULER",
+            "SMARTCIRCLE_LOG_JSON",
+        }
+    )
+
+    profile: str = Field("embedded", validation_alias="SMARTCIRCLE_PROFILE")
+    environment: str = Field("development", validation_alias="SMARTCIRCLE_ENV")
+    debug: EnvBool = Field(False, validation_alias="SMARTCIRCLE_DEBUG")
+    host: str = Field("127.0.0.1", validation_alias="SMARTCIRCLE_HOST")
+    port: int = Field(8000, validation_alias="SMARTCIRCLE_PORT")
+    workers: int = Field(1, validation_alias="SMARTCIRCLE_WORKERS")
+    var_dir: Path = Field(REPO_ROOT / "var", validation_alias="SMARTCIRCLE_VAR_DIR")
+    database_url: str = Field("", validation_alias="DATABASE_URL")
+    redis_url: str = Field("", validation_alias="REDIS_URL")
+    elasticsearch_url: str = Field("", validation_alias="ELASTICSEARCH_URL")
+    es_index_prefix: str = Field("smartcircle", validation_alias="SMARTCIRCLE_ES_INDEX_PREFIX")
+    kv_prefix: str = Field("sc:", validation_alias="SMARTCIRCLE_KV_PREFIX")
+    jwt_secret: str = Field(INSECURE_SECRET, validation_alias="SMARTCIRCLE_JWT_SECRET")
+    access_token_ttl: int = Field(900, validation_alias="SMARTCIRCLE_ACCESS_TOKEN_TTL")
+    refresh_token_ttl: int = Field(30 * 24 * 3600, validation_alias="SMARTCIRCLE_REFRESH_TOKEN_TTL")
+    demo_signin: EnvBool = Field(True, validation_alias="SMARTCIRCLE_DEMO_SIGNIN")
+    wechat_base_url: str = Field("https://api.weixin.qq.com", validation_alias="WECHAT_BASE_URL")
+    wechat_appid: str = Field("", validation_alias="WECHAT_APPID")
+    wechat_secret: str = Field("", validation_alias="WECHAT_SECRET")
+    wechat_timeout: float = Field(5.0, validation_alias="WECHAT_TIMEOUT")
+    login_max_failures: int = Field(5, validation_alias="SMARTCIRCLE_LOGIN_MAX_FAILURES")
+    login_lockout_seconds: int = Field(900, validation_alias="SMARTCIRCLE_LOGIN_LOCKOUT_SECONDS")
+    max_body_bytes: int = Field(10 * 1024 * 1024, validation_alias="SMARTCIRCLE_MAX_BODY_BYTES")
+    db_pool_max: int = Field(20, validation_alias="SMARTCIRCLE_DB_POOL_MAX")
+    scheduler_enabled: EnvBool = Field(True, validation_alias="SMARTCIRCLE_SCHEDULER")
+    housekeeping_interval: int = Field(300, validation_alias="SMARTCIRCLE_HOUSEKEEPING_INTERVAL")
+    parking_stale_minutes: int = Field(15, validation_alias="SMARTCIRCLE_PARKING_STALE_MINUTES")
+    log_level: str = Field("INFO", validation_alias="SMARTCIRCLE_LOG_LEVEL")
+    log_json: EnvBool = Field(True, validation_alias="SMARTCIRCLE_LOG_JSON")
     timezone: str = "Asia/Shanghai"
-    extra: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, str] = Field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Build settings from environment variables (``SMARTCIRCLE_*`` and the service URLs)."""
-        env = os.environ if env is None else env
-        values: dict[str, object] = {}
-        simple = {
-            "profile": "SMARTCIRCLE_PROFILE",
-            "environment": "SMARTCIRCLE_ENV",
-            "host": "SMARTCIRCLE_HOST",
-            "database_url": "DATABASE_URL",
-            "redis_url": "REDIS_URL",
-            "elasticsearch_url": "ELASTICSEARCH_URL",
-            "es_index_prefix": "SMARTCIRCLE_ES_INDEX_PREFIX",
-            "kv_prefix": "SMARTCIRCLE_KV_PREFIX",
-            "jwt_secret": "SMARTCIRCLE_JWT_SECRET",
-            "wechat_base_url": "WECHAT_BASE_URL",
-            "wechat_appid": "WECHAT_APPID",
-            "wechat_secret": "WECHAT_SECRET",
-            "log_level": "SMARTCIRCLE_LOG_LEVEL",
-        }
-        integers = {
-            "port": "SMARTCIRCLE_PORT",
-            "workers": "SMARTCIRCLE_WORKERS",
-            "access_token_ttl": "SMARTCIRCLE_ACCESS_TOKEN_TTL",
-            "refresh_token_ttl": "SMARTCIRCLE_REFRESH_TOKEN_TTL",
-            "login_max_failures": "SMARTCIRCLE_LOGIN_MAX_FAILURES",
-            "login_lockout_seconds": "SMARTCIRCLE_LOGIN_LOCKOUT_SECONDS",
-            "max_body_bytes": "SMARTCIRCLE_MAX_BODY_BYTES",
-            "db_pool_max": "SMARTCIRCLE_DB_POOL_MAX",
-            "housekeeping_interval": "SMARTCIRCLE_HOUSEKEEPING_INTERVAL",
-            "parking_stale_minutes": "SMARTCIRCLE_PARKING_STALE_MINUTES",
-        }
-        booleans = {
-            "debug": "SMARTCIRCLE_DEBUG",
-            "demo_signin": "SMARTCIRCLE_DEMO_SIGNIN",
-            "scheduler_enabled": "SMARTCIRCLE_SCHEDULER",
-            "log_json": "SMARTCIRCLE_LOG_JSON",
-        }
-        for attr, name in simple.items():
-            if env.get(name):
-                values[attr] = env[name]
-        for attr, name in integers.items():
-            if env.get(name):
-                try:
-                    values[attr] = int(env[name])
-                except ValueError as exc:
-                    raise SettingsError(f"{name} must be an integer") from exc
-        for attr, name in booleans.items():
-            if name in env:
-                try:
-                    values[attr] = parse_bool(env[name])
-                except SettingsError as exc:
-                    raise SettingsError(f"{name}: {exc}") from exc
-        if env.get("SMARTCIRCLE_VAR_DIR"):
-            values["var_dir"] = Path(env["SMARTCIRCLE_VAR_DIR"])
-        if env.get("WECHAT_TIMEOUT"):
-            values["wechat_timeout"] = float(env["WECHAT_TIMEOUT"])
+        settings = cls.read_env(env, **overrides)
         # Demo sign-in defaults to off in production, on elsewhere.
-        if "demo_signin" not in values and values.get("environment") == "production":
-            values["demo_signin"] = False
-        values.update(overrides)
-        settings = cls(**values)  # type: ignore[arg-type]
+        if "demo_signin" not in settings.model_fields_set and settings.environment == "production":
+            settings = settings.model_copy(update={"demo_signin": False})
         return settings.resolved()
 
     def resolved(self) -> Settings:
@@ -157,7 +257,7 @@ class Settings:
                 raise SettingsError(f"the services profile needs {', '.join(missing)}")
         if self.workers < 1:
             raise SettingsError("SMARTCIRCLE_WORKERS must be at least 1")
-        result = replace(self, **updates) if updates else self  # type: ignore[arg-type]
+        result = self.model_copy(update=updates) if updates else self
         if result.environment == "production":
             result.check_production()
         return result
@@ -177,12 +277,23 @@ class Settings:
             raise SettingsError("refusing to start in production: " + "; ".join(problems))
 
     @property
-    def parking_stale_after(self) -> timedelta:
-        return timedelta(minutes=self.parking_stale_minutes)
+    def token_key(self) -> str:
+        """The key that signs and verifies access tokens (JWT HS256)."""
+        return derive_key(self.jwt_secret, TOKEN_KEY_INFO)
 
     @property
-    def uses_services(self) -> bool:
-        return self.profile == "services"
+    def cursor_key(self) -> str:
+        """The key that signs list cursors (``backend.paging``)."""
+        return derive_key(self.jwt_secret, CURSOR_KEY_INFO)
+
+    @property
+    def origin_key(self) -> str:
+        """The key of the vote-origin HMAC hashes (IP, network, device)."""
+        return derive_key(self.jwt_secret, ORIGIN_KEY_INFO)
+
+    @property
+    def parking_stale_after(self) -> timedelta:
+        return timedelta(minutes=self.parking_stale_minutes)
 
     @property
     def is_sqlite(self) -> bool:
@@ -191,4 +302,6 @@ class Settings:
     def describe(self) -> dict[str, object]:
         """Settings without secrets, for diagnostics."""
         hidden = {"jwt_secret", "wechat_secret", "database_url", "redis_url"}
-        return {f.name: str(getattr(self, f.name)) for f in fields(self) if f.name not in hidden}
+        return {
+            name: str(getattr(self, name)) for name in type(self).model_fields if name not in hidden
+        }

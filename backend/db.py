@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from sanic import Sanic
+from sanic import DefaultSanic
 from tortoise import Tortoise, connections
 from tortoise.migrations.api import migrate as tortoise_migrate
 
@@ -84,16 +84,16 @@ def table_names() -> list[str]:
     return names
 
 
-def register_database(app: Sanic, settings: Settings, apps: Mapping[str, ModelApp]) -> None:
+def register_database(app: DefaultSanic, settings: Settings, apps: Mapping[str, ModelApp]) -> None:
     """Open the database before serving and close it afterwards."""
 
     @app.before_server_start
-    async def _open(app: Sanic) -> None:
+    async def _open(app: DefaultSanic) -> None:
         await open_database(settings, apps)
         # Connect now, before any request or job: the first use must not race to open the
         # connection (a cancelled lazy open can leave the SQLite client's lock held).
         await ping()
 
     @app.after_server_stop
-    async def _close(app: Sanic) -> None:
+    async def _close(app: DefaultSanic) -> None:
         await close_database()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sanic import Request, Sanic
+from sanic import DefaultSanic, Request
 from sanic.exceptions import (
     BadRequest as SanicBadRequest,
 )
@@ -143,7 +143,7 @@ def _translate(exc: Exception) -> tuple[int, str, str, dict[str, str] | None]:
     return 500, "internal_error", "服务器内部错误", None
 
 
-def install_error_handlers(app: Sanic) -> None:
+def install_error_handlers(app: DefaultSanic) -> None:
     """Answer every exception with the JSON error shape; log unexpected ones."""
 
     @app.exception(Exception)

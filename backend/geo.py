@@ -71,24 +71,6 @@ class Box:
         return self.min_lng <= point.lng <= self.max_lng
 
 
-def valid_lat(lat: float) -> bool:
-    return math.isfinite(lat) and -90.0 <= lat <= 90.0
-
-
-def valid_lng(lng: float) -> bool:
-    return math.isfinite(lng) and -180.0 <= lng <= 180.0
-
-
-def check_point(lat: float, lng: float) -> dict[str, str]:
-    """Reasons keyed by field name (``lat``, ``lng``) for an impossible coordinate."""
-    problems = {}
-    if not valid_lat(lat):
-        problems["lat"] = "纬度应在 -90 到 90 之间"
-    if not valid_lng(lng):
-        problems["lng"] = "经度应在 -180 到 180 之间"
-    return problems
-
-
 def _in_china(lat: float, lng: float) -> bool:
     return bool(prcoords.sanity_in_china_p(prcoords.Coords(lat, lng)))
 

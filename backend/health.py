@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel
 from sanic import Blueprint, Request
@@ -29,7 +29,7 @@ class Health(BaseModel):
     services: dict[str, ServiceHealth]
 
 
-async def _probe(backend: str, check: Any) -> ServiceHealth:
+async def _probe(backend: str, check: Callable[[], Awaitable[object]]) -> ServiceHealth:
     started = time.perf_counter()
     try:
         detail = await check()
@@ -46,7 +46,7 @@ async def _probe(backend: str, check: Any) -> ServiceHealth:
 
 @bp.get("/health")
 @endpoint(summary="服务健康状况", tag="health", public=True, response=Health, errors=(503,))
-async def health(request: Request, call: Call) -> HTTPResponse:
+async def health(request: Request, call: Call[None, None]) -> HTTPResponse:
     settings = call.settings
 
     async def kv_ping() -> None:

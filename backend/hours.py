@@ -25,6 +25,7 @@ library's own calendar.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -70,6 +71,7 @@ def validate(expression: str) -> str:
         raise InvalidOpeningHours(f"营业时间不能超过 {MAX_LENGTH} 个字符")
     try:
         _parse(text)
+    # ParserError exists at run time but the package's stub (__init__.pyi) does not declare it.
     except (SyntaxError, ValueError, oh.ParserError) as exc:  # type: ignore[attr-defined]
         where = _POSITION.search(str(exc))
         at = f"（第 {where.group(1)} 处）" if where else ""
@@ -101,13 +103,13 @@ def _official(day: date) -> str | None:
     return "ordinary"
 
 
-def _nearest(day: date, step: int, wanted: object) -> date:
+def _nearest(day: date, step: int, wanted: Callable[[date], bool]) -> date:
     for distance in range(1, 400):
         for candidate in (
             day - timedelta(days=step * distance),
             day + timedelta(days=step * distance),
         ):
-            if wanted(candidate):  # type: ignore[operator]
+            if wanted(candidate):
                 return candidate
     return day
 

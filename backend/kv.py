@@ -17,7 +17,7 @@ Conventions
 
 Sorted sets
 -----------
-:meth:`KeyValue.ztop` and :meth:`KeyValue.zrank_desc` follow ``ZREVRANGE``/``ZREVRANK``:
+:meth:`KeyValue.ztop` follows ``ZREVRANGE``:
 descending by score, ties by member in descending byte order (UTF-8 byte order equals
 code point order, so plain ``str`` comparison matches Redis), inclusive ``stop`` and
 Redis-style negative indexes.
@@ -25,8 +25,10 @@ Redis-style negative indexes.
 Locks
 -----
 :meth:`KeyValue.lock` is a non-blocking ``SET NX PX`` with a random token. Releasing and
-extending compare the token first (atomic Lua in Redis), so only the owner can do it and
-an expired lock taken over by someone else is never released by the previous owner.
+extending compare the token first (atomically), so only the owner can do it and an expired
+lock taken over by someone else is never released by the previous owner. In Redis this is
+redis-py's own :class:`redis.asyncio.lock.Lock`; :meth:`KeyValue.hold` polls
+:meth:`KeyValue.lock` until ``wait`` runs out, then raises :class:`LockNotAcquired`.
 
 Rate limiting (fixed window)
 ----------------------------
@@ -38,12 +40,6 @@ so a window can never become permanent). A hit is allowed while the count is
 extend the window; ``retry_after`` is the time left until the counter expires (``0`` when
 allowed). Bursts of up to ``2 * limit`` across a window boundary are possible, which is
 the usual trade-off of fixed windows.
-
-Idempotency
------------
-:meth:`KeyValue.remember` stores a value only if the key is absent (returning ``None``),
-otherwise returns the value already stored — atomically, so of many concurrent callers
-exactly one "wins".
 """
 
 from __future__ import annotations
@@ -60,7 +56,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as redis_async
-from redis.exceptions import RedisError
+from redis.asyncio.lock import Lock as RedisLock
+from redis.exceptions import LockNotOwnedError, RedisError
 
 __all__ = [
     "KeyValue",
@@ -182,10 +179,6 @@ class KeyValue(abc.ABC):
     async def ttl(self, key: str) -> float | None:
         """Seconds until ``key`` expires; None if it has no expiry or is missing."""
 
-    @abc.abstractmethod
-    async def expire(self, key: str, ttl: float) -> bool:
-        """Set an expiry on an existing key (any type); False if missing."""
-
     # -- counters -----------------------------------------------------------------------
     @abc.abstractmethod
     async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
@@ -213,16 +206,8 @@ class KeyValue(abc.ABC):
         """Remove members; returns how many were present."""
 
     @abc.abstractmethod
-    async def zcard(self, key: str) -> int:
-        """Number of members (0 if missing)."""
-
-    @abc.abstractmethod
     async def ztop(self, key: str, start: int, stop: int) -> list[tuple[str, float]]:
         """Members ranked ``start..stop`` (inclusive, negatives allowed) like ZREVRANGE."""
-
-    @abc.abstractmethod
-    async def zrank_desc(self, key: str, member: str) -> int | None:
-        """0-based rank in descending order like ZREVRANK; None if not a member."""
 
     # -- locks --------------------------------------------------------------------------
     @abc.abstractmethod
@@ -258,14 +243,10 @@ class KeyValue(abc.ABC):
         finally:
             await acquired.release()
 
-    # -- rate limits / idempotency ------------------------------------------------------
+    # -- rate limits --------------------------------------------------------------------
     @abc.abstractmethod
     async def hit(self, key: str, *, limit: int, window: float) -> RateLimit:
         """Count one hit in a fixed window (see module docstring)."""
-
-    @abc.abstractmethod
-    async def remember(self, key: str, value: str, *, ttl: float) -> str | None:
-        """Store ``value`` if ``key`` is absent and return None; else return the stored value."""
 
     # -- lifecycle ----------------------------------------------------------------------
     @abc.abstractmethod
@@ -279,10 +260,6 @@ class KeyValue(abc.ABC):
     @abc.abstractmethod
     async def clear_namespace(self) -> int:
         """Delete every key under this instance's prefix; returns how many were deleted."""
-
-    @abc.abstractmethod
-    def with_prefix(self, prefix: str) -> KeyValue:
-        """A view over the same storage with another prefix (closing it is a no-op)."""
 
     @staticmethod
     def _new_token() -> str:
@@ -302,20 +279,6 @@ end
 return n
 """
 
-_RELEASE_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-_EXTEND_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
 _HIT = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then
@@ -329,15 +292,6 @@ end
 return {n, left}
 """
 
-_REMEMBER = """
-local old = redis.call('GET', KEYS[1])
-if old then
-    return old
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return false
-"""
-
 
 def _glob_escape(text: str) -> str:
     """Escape Redis glob metacharacters so ``text`` matches literally in SCAN MATCH."""
@@ -345,7 +299,8 @@ def _glob_escape(text: str) -> str:
 
 
 class RedisKeyValue(KeyValue):
-    """:class:`KeyValue` backed by Redis; atomic multi-step operations use Lua scripts.
+    """:class:`KeyValue` backed by Redis: atomic multi-step operations are Lua scripts, locks
+    are redis-py's :class:`redis.asyncio.lock.Lock`.
 
     The client must be created with ``decode_responses=True``. ``close()`` closes the
     client only when ``owns_client`` is true (as for :meth:`from_url`).
@@ -354,17 +309,13 @@ class RedisKeyValue(KeyValue):
     def __init__(
         self, client: redis_async.Redis, prefix: str = "sc:", *, owns_client: bool = False
     ) -> None:
-        kwargs = client.get_connection_kwargs()
-        if not kwargs.get("decode_responses", False):
+        if not client.connection_pool.connection_kwargs.get("decode_responses", False):
             raise ValueError("RedisKeyValue needs a client with decode_responses=True")
         self.client = client
         self.prefix = prefix
         self._owns_client = owns_client
         self._incr_create_ttl = client.register_script(_INCR_CREATE_TTL)
-        self._release = client.register_script(_RELEASE_LOCK)
-        self._extend = client.register_script(_EXTEND_LOCK)
         self._hit = client.register_script(_HIT)
-        self._remember = client.register_script(_REMEMBER)
 
     @classmethod
     def from_url(
@@ -387,9 +338,6 @@ class RedisKeyValue(KeyValue):
         else:
             client = redis_async.from_url(url, decode_responses=True, **pool_opts)
         return cls(client, prefix, owns_client=True)
-
-    def with_prefix(self, prefix: str) -> RedisKeyValue:
-        return RedisKeyValue(self.client, prefix, owns_client=False)
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -417,9 +365,6 @@ class RedisKeyValue(KeyValue):
         ms = int(await self.client.pttl(self._k(key)))
         return None if ms < 0 else ms / 1000
 
-    async def expire(self, key: str, ttl: float) -> bool:
-        return bool(await self.client.pexpire(self._k(key), _ttl_ms(ttl)))
-
     # -- counters -----------------------------------------------------------------------
     async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
         if ttl is None:
@@ -435,7 +380,7 @@ class RedisKeyValue(KeyValue):
     async def zadd(self, key: str, mapping: dict[str, float]) -> int:
         if not mapping:
             return 0
-        added = await self.client.zadd(self._k(key), cast("Any", mapping))
+        added = await self.client.zadd(self._k(key), dict(mapping))
         return int(added or 0)
 
     async def zincrby(self, key: str, member: str, amount: float) -> float:
@@ -451,31 +396,53 @@ class RedisKeyValue(KeyValue):
             return 0
         return int(await self.client.zrem(self._k(key), *members))
 
-    async def zcard(self, key: str) -> int:
-        return int(await self.client.zcard(self._k(key)))
-
     async def ztop(self, key: str, start: int, stop: int) -> list[tuple[str, float]]:
         rows = await self.client.zrevrange(self._k(key), start, stop, withscores=True)
-        return [(str(member), float(score)) for member, score in cast("Any", rows)]
-
-    async def zrank_desc(self, key: str, member: str) -> int | None:
-        rank = await self.client.zrevrank(self._k(key), member)
-        return None if rank is None else int(cast("Any", rank))
+        # withscores=True answers (member, score) pairs; redis-py's type also covers plain lists.
+        pairs = cast("list[tuple[str, float]]", rows)
+        return [(str(member), float(score)) for member, score in pairs]
 
     # -- locks --------------------------------------------------------------------------
+    def _redis_lock(self, name: str, ttl: float | None = None) -> RedisLock:
+        """redis-py's lock on ``name`` (non-blocking: :meth:`KeyValue.hold` does the waiting).
+
+        ``ttl`` is rounded up to whole milliseconds as everywhere else (redis-py truncates
+        ``timeout * 1000``, so half a millisecond is added to land on exactly that count); the
+        token lives on the object itself, not in thread-local storage: one object serves one call.
+        """
+        return RedisLock(
+            self.client,
+            self._k(LOCK_PREFIX + name),
+            timeout=None if ttl is None else (_ttl_ms(ttl) + 0.5) / 1000,
+            blocking=False,
+            thread_local=False,
+        )
+
+    def _owned_lock(self, name: str, token: str, ttl: float | None = None) -> RedisLock:
+        """redis-py's lock on ``name`` as held with ``token`` (as ``acquire`` would leave it)."""
+        held = self._redis_lock(name, ttl)
+        held.local.token = token
+        return held
+
     async def lock(self, name: str, ttl: float) -> Lock | None:
         token = self._new_token()
-        ok = await self.client.set(self._k(LOCK_PREFIX + name), token, px=_ttl_ms(ttl), nx=True)
-        return Lock(self, name, token) if ok else None
+        acquired = await self._redis_lock(name, ttl).acquire(blocking=False, token=token)
+        return Lock(self, name, token) if acquired else None
 
     async def release_lock(self, name: str, token: str) -> bool:
-        return bool(await self._release(keys=[self._k(LOCK_PREFIX + name)], args=[token]))
+        try:
+            await self._owned_lock(name, token).release()
+        except LockNotOwnedError:
+            return False
+        return True
 
     async def extend_lock(self, name: str, token: str, ttl: float) -> bool:
-        result = await self._extend(keys=[self._k(LOCK_PREFIX + name)], args=[token, _ttl_ms(ttl)])
-        return bool(result)
+        try:
+            return await self._owned_lock(name, token, ttl).reacquire()
+        except LockNotOwnedError:
+            return False
 
-    # -- rate limits / idempotency ------------------------------------------------------
+    # -- rate limits --------------------------------------------------------------------
     async def hit(self, key: str, *, limit: int, window: float) -> RateLimit:
         window_ms = _check_limit(limit, window)
         count, left_ms = await self._hit(keys=[self._k(RATE_PREFIX + key)], args=[window_ms])
@@ -483,10 +450,6 @@ class RedisKeyValue(KeyValue):
         if count <= limit:
             return RateLimit(True, limit - count, 0.0)
         return RateLimit(False, 0, max(int(left_ms), 1) / 1000)
-
-    async def remember(self, key: str, value: str, *, ttl: float) -> str | None:
-        old = await self._remember(keys=[self._k(key)], args=[_encode(value), _ttl_ms(ttl)])
-        return None if old is None else str(old)
 
     # -- lifecycle ----------------------------------------------------------------------
     async def ping(self) -> bool:
@@ -521,7 +484,7 @@ ZSet = dict[str, float]
 
 
 class _MemoryStore:
-    """Shared storage for :class:`MemoryKeyValue` views: data plus expiry deadlines."""
+    """The storage of one :class:`MemoryKeyValue`: data plus expiry deadlines."""
 
     def __init__(self, clock: Callable[[], float], sweep_interval: float) -> None:
         self.clock = clock
@@ -612,13 +575,9 @@ class MemoryKeyValue(KeyValue):
         *,
         clock: Callable[[], float] = time.monotonic,
         sweep_interval: float = 1.0,
-        _store: _MemoryStore | None = None,
     ) -> None:
         self.prefix = prefix
-        self._store = _store if _store is not None else _MemoryStore(clock, sweep_interval)
-
-    def with_prefix(self, prefix: str) -> MemoryKeyValue:
-        return MemoryKeyValue(prefix, _store=self._store)
+        self._store = _MemoryStore(clock, sweep_interval)
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -674,16 +633,6 @@ class MemoryKeyValue(KeyValue):
             return None
         deadline = store.deadlines.get(full)
         return None if deadline is None else round(deadline - now, 3)
-
-    async def expire(self, key: str, ttl: float) -> bool:
-        store = self._store
-        now = store.now()
-        deadline = now + _ttl_ms(ttl) / 1000
-        full = self._k(key)
-        if store.live(full, now) is None:
-            return False
-        store.deadlines[full] = deadline
-        return True
 
     # -- counters -----------------------------------------------------------------------
     async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
@@ -747,10 +696,6 @@ class MemoryKeyValue(KeyValue):
             store.remove(full)
         return removed
 
-    async def zcard(self, key: str) -> int:
-        zset = self._get_zset(key)
-        return 0 if zset is None else len(zset)
-
     async def ztop(self, key: str, start: int, stop: int) -> list[tuple[str, float]]:
         zset = self._get_zset(key)
         if not zset:
@@ -763,13 +708,6 @@ class MemoryKeyValue(KeyValue):
         else:
             ordered = sorted(zset.items(), key=_desc_key, reverse=True)
         return ordered[selected.start : selected.stop]
-
-    async def zrank_desc(self, key: str, member: str) -> int | None:
-        zset = self._get_zset(key)
-        if zset is None or member not in zset:
-            return None
-        mine = (zset[member], member)
-        return sum(1 for m, s in zset.items() if (s, m) > mine)
 
     # -- locks --------------------------------------------------------------------------
     async def lock(self, name: str, ttl: float) -> Lock | None:
@@ -801,7 +739,7 @@ class MemoryKeyValue(KeyValue):
         store.deadlines[full] = deadline
         return True
 
-    # -- rate limits / idempotency ------------------------------------------------------
+    # -- rate limits --------------------------------------------------------------------
     async def hit(self, key: str, *, limit: int, window: float) -> RateLimit:
         window_s = _check_limit(limit, window) / 1000
         store = self._store
@@ -819,24 +757,12 @@ class MemoryKeyValue(KeyValue):
             return RateLimit(True, limit - count, 0.0)
         return RateLimit(False, 0, max(round(deadline - now, 3), 0.001))
 
-    async def remember(self, key: str, value: str, *, ttl: float) -> str | None:
-        encoded = _encode(value)
-        store = self._store
-        now = store.now()
-        deadline = self._deadline(now, ttl)
-        full = self._k(key)
-        old = _as_str(key, store.live(full, now))
-        if old is not None:
-            return old
-        store.put(full, encoded, deadline)
-        return None
-
     # -- lifecycle ----------------------------------------------------------------------
     async def ping(self) -> bool:
         return True
 
     async def close(self) -> None:
-        """Nothing to release; data stays available to other views of the same store."""
+        """Nothing to release."""
 
     async def clear_namespace(self) -> int:
         store = self._store

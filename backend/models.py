@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -95,7 +96,7 @@ class AuditEntry(Model):
     object_type = fields.CharField(max_length=40)
     object_id = fields.CharField(max_length=64, db_index=True)
     reason = fields.TextField(default="")
-    detail: fields.Field[dict] = fields.JSONField(default=dict)
+    detail: fields.Field[dict[str, Any]] = fields.JSONField(default=dict)
     request_id = fields.CharField(max_length=64, default="")
 
     class Meta:

@@ -6,11 +6,13 @@ Each notification has a dedupe key, so a retried job or request never notifies a
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 from pydantic import BaseModel
 from sanic import Blueprint, Request
 
-from backend.access import AppContext, Call, endpoint
+from backend.access import Call, endpoint
+from backend.context import AppContext
 from backend.errors import NotFound
 from backend.models import Notification, User
 
@@ -29,11 +31,11 @@ async def notify(
     wanted = {uid: f"{dedupe}:{uid}" for uid in set(user_ids)}
     if not wanted:
         return 0
-    existing = set(
-        await Notification.filter(dedupe_key__in=list(wanted.values())).values_list(
-            "dedupe_key", flat=True
-        )
+    found = await Notification.filter(dedupe_key__in=list(wanted.values())).values_list(
+        "dedupe_key", flat=True
     )
+    # flat=True answers the values themselves; tortoise types every row as a tuple.
+    existing = set(cast("list[str]", found))
     now = ctx.clock.now()
     rows = [
         Notification(
@@ -73,7 +75,7 @@ bp = Blueprint("notifications", url_prefix="/api/v1")
 
 @bp.get("/me/notifications")
 @endpoint(summary="我的消息", tag="notifications", signed_in=True, response=NotificationList)
-async def my_notifications(request: Request, call: Call) -> NotificationList:
+async def my_notifications(request: Request, call: Call[None, None]) -> NotificationList:
     user = await User.get(public_id=call.user.user_id)
     rows = await Notification.filter(user=user).order_by("-created_at", "-id").limit(100)
     unread = await Notification.filter(user=user, read_at__isnull=True).count()
@@ -96,7 +98,7 @@ async def my_notifications(request: Request, call: Call) -> NotificationList:
 
 @bp.post("/me/notifications/<notification_id:str>/read")
 @endpoint(summary="标记消息已读", tag="notifications", signed_in=True, status=204, errors=(404,))
-async def mark_read(request: Request, call: Call, notification_id: str) -> None:
+async def mark_read(request: Request, call: Call[None, None], notification_id: str) -> None:
     user = await User.get(public_id=call.user.user_id)
     updated = await Notification.filter(
         public_id=notification_id, user=user, read_at__isnull=True

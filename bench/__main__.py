@@ -87,7 +87,7 @@ async def main() -> None:
         await ctx.kv.clear_namespace()
         user = await User.create(role=Role.RESIDENT, wechat_openid="bench", display_name="bench")
         token, _ = encode_access_token(
-            secret=settings.jwt_secret,
+            secret=settings.token_key,
             user_id=user.public_id,
             role="resident",
             session="bench",
@@ -211,7 +211,7 @@ async def _vote_figures(http: httpx.AsyncClient, ctx: AppContext) -> None:
     tokens = [
         "Bearer "
         + encode_access_token(
-            secret=ctx.settings.jwt_secret,
+            secret=ctx.settings.token_key,
             user_id=u.public_id,
             role="resident",
             session=f"bench-{u.id}",

@@ -11,8 +11,9 @@ from datetime import datetime
 from tortoise.expressions import Q
 
 from backend import paging
-from backend.access import AppContext, Principal
+from backend.access import Principal
 from backend.audit import record
+from backend.context import AppContext
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.models import Role
 from backend.uow import unit_of_work
@@ -145,7 +146,7 @@ async def list_campaigns(
     """Campaigns, newest collecting start first (drafts only for curators and the bureau)."""
     now = ctx.clock.now()
     query = paging.scope_of("campaigns", phase, is_manager(principal))
-    secret = ctx.settings.jwt_secret
+    secret = ctx.settings.cursor_key
     qs = Campaign.all()
     if not is_manager(principal):
         qs = qs.filter(collecting_starts_at__lte=now)

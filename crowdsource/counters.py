@@ -22,7 +22,7 @@ import logging
 from redis.exceptions import RedisError
 from tortoise.functions import Count
 
-from backend.access import AppContext
+from backend.context import AppContext
 from backend.kv import LockNotAcquired
 from crowdsource.models import Audience, Campaign, PainPoint, Vote
 

@@ -19,8 +19,9 @@ from datetime import datetime
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
-from backend.access import AppContext, Principal
+from backend.access import Principal
 from backend.clock import to_local
+from backend.context import AppContext
 from crowdsource import counters
 from crowdsource.campaigns import get_campaign_or_raise
 from crowdsource.models import Campaign, PainPoint

@@ -41,8 +41,9 @@ from typing import Any
 
 from tortoise.expressions import F
 
-from backend.access import AppContext, Principal
+from backend.access import Principal
 from backend.audit import record
+from backend.context import AppContext
 from backend.errors import Conflict, NotFound
 from backend.scheduler import EPOCH
 from backend.uow import unit_of_work

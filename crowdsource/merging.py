@@ -14,8 +14,9 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q, Subquery
 from tortoise.functions import Count
 
-from backend.access import AppContext, Principal
+from backend.access import Principal
 from backend.audit import record
+from backend.context import AppContext
 from backend.errors import Conflict, Unprocessable, ValidationFailed
 from backend.uow import unit_of_work
 from crowdsource import counters

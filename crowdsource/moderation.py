@@ -6,8 +6,9 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 
 from backend import paging
-from backend.access import AppContext, Principal
+from backend.access import Principal
 from backend.audit import record
+from backend.context import AppContext
 from backend.errors import Conflict, RateLimited, Unprocessable, ValidationFailed
 from backend.uow import unit_of_work
 from crowdsource.campaigns import get_campaign_or_raise, parse_time
@@ -101,7 +102,7 @@ async def moderation_queue(
     """Items awaiting review (submitted, or hidden by reports), oldest first."""
     campaign = await get_campaign_or_raise(campaign_id, principal=principal, now=ctx.clock.now())
     query = paging.scope_of("moderation", campaign.public_id, status)
-    secret = ctx.settings.jwt_secret
+    secret = ctx.settings.cursor_key
     qs = PainPoint.filter(campaign_id=campaign.id)
     if status == "submitted":
         qs = qs.filter(status=Status.SUBMITTED, hidden=False)

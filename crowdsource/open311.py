@@ -116,14 +116,14 @@ SERVICES = dict(
 
 @bp.get("/services.json")
 @endpoint(summary="Open311 服务列表（JSON）", **SERVICES)  # type: ignore[arg-type]
-async def services_json(request: Request, call: Call) -> HTTPResponse:
+async def services_json(request: Request, call: Call[None, None]) -> HTTPResponse:
     rows = await service.list_services(ctx=call.ctx)
     return render(rows, "json", root="services", item="service")
 
 
 @bp.get("/services.xml")
 @endpoint(summary="Open311 服务列表（XML）", **SERVICES)  # type: ignore[arg-type]
-async def services_xml(request: Request, call: Call) -> HTTPResponse:
+async def services_xml(request: Request, call: Call[None, None]) -> HTTPResponse:
     rows = await service.list_services(ctx=call.ctx)
     return render(rows, "xml", root="services", item="service")
 
@@ -149,13 +149,13 @@ async def _submit(call: Call, fmt: str) -> HTTPResponse:
 
 @bp.post("/requests.json")
 @endpoint(summary="Open311 提交请求（JSON 应答）", **POST_DOC)  # type: ignore[arg-type]
-async def post_request_json(request: Request, call: Call) -> HTTPResponse:
+async def post_request_json(request: Request, call: Call[None, None]) -> HTTPResponse:
     return await _submit(call, "json")
 
 
 @bp.post("/requests.xml")
 @endpoint(summary="Open311 提交请求（XML 应答）", **POST_DOC)  # type: ignore[arg-type]
-async def post_request_xml(request: Request, call: Call) -> HTTPResponse:
+async def post_request_xml(request: Request, call: Call[None, None]) -> HTTPResponse:
     return await _submit(call, "xml")
 
 
@@ -170,14 +170,18 @@ LIST_DOC = dict(
 
 @bp.get("/requests.json")
 @endpoint(summary="Open311 请求列表（JSON）", **LIST_DOC)  # type: ignore[arg-type]
-async def list_requests_json(request: Request, call: Call) -> HTTPResponse:
+async def list_requests_json(
+    request: Request, call: Call[Open311RequestsQuery, None]
+) -> HTTPResponse:
     rows = await service.list_requests(ctx=call.ctx, query=call.query)
     return render(rows, "json", root="service_requests", item="request")
 
 
 @bp.get("/requests.xml")
 @endpoint(summary="Open311 请求列表（XML）", **LIST_DOC)  # type: ignore[arg-type]
-async def list_requests_xml(request: Request, call: Call) -> HTTPResponse:
+async def list_requests_xml(
+    request: Request, call: Call[Open311RequestsQuery, None]
+) -> HTTPResponse:
     rows = await service.list_requests(ctx=call.ctx, query=call.query)
     return render(rows, "xml", root="service_requests", item="request")
 
@@ -190,7 +194,7 @@ async def list_requests_xml(request: Request, call: Call) -> HTTPResponse:
     errors=(404,),
     description="应答为只含一条的列表（规范如此）。" + ERRORS_NOTE,
 )
-async def get_request(request: Request, call: Call, request_file: str) -> HTTPResponse:
+async def get_request(request: Request, call: Call[None, None], request_file: str) -> HTTPResponse:
     name, dot, fmt = request_file.rpartition(".")
     if not dot or fmt not in ("json", "xml") or not name:
         raise ValidationFailed(fields={"format": "地址应以 .json 或 .xml 结尾"})
@@ -210,7 +214,9 @@ async def get_request(request: Request, call: Call, request_file: str) -> HTTPRe
     response=Open311ClientOut,
     status=201,
 )
-async def create_client(request: Request, call: Call) -> Open311ClientOut:
+async def create_client(
+    request: Request, call: Call[None, Open311ClientCreate]
+) -> Open311ClientOut:
     return await service.create_client(ctx=call.ctx, actor=call.user, data=call.body)
 
 
@@ -221,7 +227,7 @@ async def create_client(request: Request, call: Call) -> Open311ClientOut:
     roles=(Role.BUREAU_ADMIN,),
     response=Open311ClientList,
 )
-async def list_clients(request: Request, call: Call) -> Open311ClientList:
+async def list_clients(request: Request, call: Call[None, None]) -> Open311ClientList:
     return await service.list_clients()
 
 
@@ -233,5 +239,5 @@ async def list_clients(request: Request, call: Call) -> Open311ClientList:
     status=204,
     errors=(404,),
 )
-async def revoke_client(request: Request, call: Call, client_id: str) -> None:
+async def revoke_client(request: Request, call: Call[None, None], client_id: str) -> None:
     await service.revoke_client(ctx=call.ctx, actor=call.user, public_id=client_id)

@@ -27,8 +27,9 @@ from typing import Any
 
 from tortoise.expressions import F, Q
 
-from backend.access import AppContext, Principal
+from backend.access import Principal
 from backend.audit import record
+from backend.context import AppContext
 from backend.errors import (
     Conflict,
     Forbidden,

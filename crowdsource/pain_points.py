@@ -12,7 +12,8 @@ from typing import Any
 from tortoise.expressions import F, Q
 
 from backend import geo, paging
-from backend.access import AppContext, Principal
+from backend.access import Principal
+from backend.context import AppContext
 from backend.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
 from backend.models import Role, User
 from backend.uow import unit_of_work
@@ -268,7 +269,7 @@ async def list_pain_points(
     now = ctx.clock.now()
     campaign = await get_campaign_or_raise(campaign_id, principal=principal, now=now)
     query = paging.scope_of("pain-points", campaign.public_id, sort, category)
-    secret = ctx.settings.jwt_secret
+    secret = ctx.settings.cursor_key
     qs = PainPoint.filter(campaign_id=campaign.id, status__in=LISTED, hidden=False)
     if category:
         qs = qs.filter(category=category)

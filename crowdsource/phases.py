@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from backend.access import AppContext, Principal
+from backend.access import Principal
 from backend.audit import record
+from backend.context import AppContext
 from backend.errors import Conflict, ValidationFailed
 from backend.uow import unit_of_work
 from crowdsource.models import Campaign, Phase

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.access import AppContext
+from backend.context import AppContext
 from crowdsource import integrity, phases, similar_index, votes
 
 PHASES_EVERY = 30

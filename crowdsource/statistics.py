@@ -12,7 +12,8 @@ from typing import Any
 from tortoise import connections
 from tortoise.functions import Count
 
-from backend.access import AppContext, Principal
+from backend.access import Principal
+from backend.context import AppContext
 from crowdsource.campaigns import get_campaign_or_raise
 from crowdsource.models import Audience, PainPoint, Status, Vote
 from crowdsource.pain_points import LISTED

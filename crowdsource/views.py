@@ -59,7 +59,7 @@ MANAGERS = (Role.CURATOR, Role.BUREAU_ADMIN)
     response=CampaignOut,
     status=201,
 )
-async def create_campaign(request: Request, call: Call) -> CampaignOut:
+async def create_campaign(request: Request, call: Call[None, CampaignCreate]) -> CampaignOut:
     campaign = await campaigns.create_campaign(ctx=call.ctx, actor=call.user, data=call.body)
     return campaign_out(campaign, call.clock.now())
 
@@ -73,7 +73,9 @@ async def create_campaign(request: Request, call: Call) -> CampaignOut:
     response=CampaignOut,
     errors=(404, 409),
 )
-async def update_campaign(request: Request, call: Call, campaign_id: str) -> CampaignOut:
+async def update_campaign(
+    request: Request, call: Call[None, CampaignUpdate], campaign_id: str
+) -> CampaignOut:
     campaign = await campaigns.update_campaign(
         ctx=call.ctx, actor=call.user, public_id=campaign_id, data=call.body
     )
@@ -89,7 +91,7 @@ async def update_campaign(request: Request, call: Call, campaign_id: str) -> Cam
     response=CampaignList,
     description="草稿活动只对 curator / bureau_admin 可见。",
 )
-async def list_campaigns(request: Request, call: Call) -> CampaignList:
+async def list_campaigns(request: Request, call: Call[CampaignListQuery, None]) -> CampaignList:
     return await campaigns.list_campaigns(
         ctx=call.ctx,
         principal=call.principal,
@@ -103,7 +105,7 @@ async def list_campaigns(request: Request, call: Call) -> CampaignList:
 @endpoint(
     summary="一个征集活动及其当前阶段", tag=TAG, public=True, response=CampaignOut, errors=(404,)
 )
-async def get_campaign(request: Request, call: Call, campaign_id: str) -> CampaignOut:
+async def get_campaign(request: Request, call: Call[None, None], campaign_id: str) -> CampaignOut:
     now = call.clock.now()
     campaign = await campaigns.get_campaign_or_raise(campaign_id, principal=call.principal, now=now)
     return campaign_out(campaign, now)
@@ -118,7 +120,9 @@ async def get_campaign(request: Request, call: Call, campaign_id: str) -> Campai
     errors=(404,),
     description="全部按数据库计数；日期为北京时间。",
 )
-async def campaign_statistics(request: Request, call: Call, campaign_id: str) -> CampaignStatistics:
+async def campaign_statistics(
+    request: Request, call: Call[None, None], campaign_id: str
+) -> CampaignStatistics:
     return await statistics.campaign_statistics(
         ctx=call.ctx, principal=call.principal, campaign_id=campaign_id
     )
@@ -135,7 +139,9 @@ async def campaign_statistics(request: Request, call: Call, campaign_id: str) ->
     errors=(404, 409, 422),
     description="仅在征集阶段；每人每个活动有提交上限；location 可用 wgs84 / gcj02 / bd09。",
 )
-async def submit_pain_point(request: Request, call: Call, campaign_id: str) -> PainPointOut:
+async def submit_pain_point(
+    request: Request, call: Call[None, PainPointCreate], campaign_id: str
+) -> PainPointOut:
     item, campaign = await pain_points.submit_pain_point(
         ctx=call.ctx, principal=call.user, campaign_id=campaign_id, data=call.body
     )
@@ -154,7 +160,9 @@ async def submit_pain_point(request: Request, call: Call, campaign_id: str) -> P
     errors=(404,),
     description="sort=votes 按实时票数排名；每条带分群体票数；游标分页。",
 )
-async def list_pain_points(request: Request, call: Call, campaign_id: str) -> PainPointList:
+async def list_pain_points(
+    request: Request, call: Call[PainPointListQuery, None], campaign_id: str
+) -> PainPointList:
     q = call.query
     return await pain_points.list_pain_points(
         ctx=call.ctx,
@@ -191,7 +199,7 @@ def _attachment(body: bytes, content_type: str, name: str) -> HTTPResponse:
     errors=(404,),
     description=EXPORT_DOC,
 )
-async def export_csv(request: Request, call: Call, campaign_id: str) -> HTTPResponse:
+async def export_csv(request: Request, call: Call[None, None], campaign_id: str) -> HTTPResponse:
     export = await exports.export_rows(ctx=call.ctx, principal=call.user, campaign_id=campaign_id)
     body = await exports.to_csv(export)
     return _attachment(body, "text/csv; charset=utf-8", exports.filename(export, "csv"))
@@ -205,7 +213,7 @@ async def export_csv(request: Request, call: Call, campaign_id: str) -> HTTPResp
     errors=(404,),
     description=EXPORT_DOC,
 )
-async def export_xlsx(request: Request, call: Call, campaign_id: str) -> HTTPResponse:
+async def export_xlsx(request: Request, call: Call[None, None], campaign_id: str) -> HTTPResponse:
     export = await exports.export_rows(ctx=call.ctx, principal=call.user, campaign_id=campaign_id)
     body = await exports.to_xlsx(export)
     return _attachment(body, XLSX_TYPE, exports.filename(export, "xlsx"))
@@ -220,7 +228,9 @@ async def export_xlsx(request: Request, call: Call, campaign_id: str) -> HTTPRes
     response=SimilarList,
     errors=(404,),
 )
-async def similar_pain_points(request: Request, call: Call, campaign_id: str) -> SimilarList:
+async def similar_pain_points(
+    request: Request, call: Call[SimilarQuery, None], campaign_id: str
+) -> SimilarList:
     return await pain_points.similar_pain_points(
         ctx=call.ctx,
         principal=call.principal,
@@ -239,7 +249,9 @@ async def similar_pain_points(request: Request, call: Call, campaign_id: str) ->
     response=PainPointOut,
     errors=(404,),
 )
-async def get_pain_point(request: Request, call: Call, pain_point_id: str) -> PainPointOut:
+async def get_pain_point(
+    request: Request, call: Call[CoordQuery, None], pain_point_id: str
+) -> PainPointOut:
     item = await pain_points.get_pain_point_or_raise(pain_point_id, principal=call.principal)
     counts = await pain_points.live_counts(ctx=call.ctx, item=item, campaign=item.campaign)
     return pain_point_out(item, item.campaign, counts, call.query.coord)
@@ -254,7 +266,9 @@ async def get_pain_point(request: Request, call: Call, pain_point_id: str) -> Pa
     response=PainPointOut,
     errors=(403, 404, 409),
 )
-async def edit_pain_point(request: Request, call: Call, pain_point_id: str) -> PainPointOut:
+async def edit_pain_point(
+    request: Request, call: Call[None, PainPointUpdate], pain_point_id: str
+) -> PainPointOut:
     item = await pain_points.edit_pain_point(
         ctx=call.ctx, principal=call.user, public_id=pain_point_id, data=call.body
     )
@@ -271,7 +285,9 @@ async def edit_pain_point(request: Request, call: Call, pain_point_id: str) -> P
     response=PainPointOut,
     errors=(404, 409, 422),
 )
-async def moderate(request: Request, call: Call, pain_point_id: str) -> PainPointOut:
+async def moderate(
+    request: Request, call: Call[None, ModerationIn], pain_point_id: str
+) -> PainPointOut:
     item = await moderation.moderate(
         ctx=call.ctx, actor=call.user, public_id=pain_point_id, data=call.body
     )
@@ -288,7 +304,7 @@ async def moderate(request: Request, call: Call, pain_point_id: str) -> PainPoin
     response=PainPointOut,
     errors=(404, 409, 422),
 )
-async def merge(request: Request, call: Call, pain_point_id: str) -> PainPointOut:
+async def merge(request: Request, call: Call[None, MergeIn], pain_point_id: str) -> PainPointOut:
     item = await merging.merge_pain_points(
         ctx=call.ctx, actor=call.user, target_id=pain_point_id, data=call.body
     )
@@ -306,7 +322,7 @@ async def merge(request: Request, call: Call, pain_point_id: str) -> PainPointOu
     status=201,
     errors=(404, 409, 422, 429),
 )
-async def report(request: Request, call: Call, pain_point_id: str) -> ReportOut:
+async def report(request: Request, call: Call[None, ReportIn], pain_point_id: str) -> ReportOut:
     return await moderation.report_pain_point(
         ctx=call.ctx, principal=call.user, public_id=pain_point_id, reason=call.body.reason
     )
@@ -324,7 +340,7 @@ async def report(request: Request, call: Call, pain_point_id: str) -> ReportOut:
     "409 already_voted / phase_closed / pain_point_hidden；"
     "422 pain_point_invalid / pain_point_duplicate / vote_budget_exhausted；429 带 Retry-After。",
 )
-async def vote(request: Request, call: Call, pain_point_id: str) -> VoteOut:
+async def vote(request: Request, call: Call[None, None], pain_point_id: str) -> VoteOut:
     return await votes.cast_vote(
         ctx=call.ctx,
         principal=call.user,
@@ -342,7 +358,7 @@ async def vote(request: Request, call: Call, pain_point_id: str) -> VoteOut:
     response=VoteOut,
     errors=(404, 409, 429),
 )
-async def withdraw_vote(request: Request, call: Call, pain_point_id: str) -> VoteOut:
+async def withdraw_vote(request: Request, call: Call[None, None], pain_point_id: str) -> VoteOut:
     return await votes.withdraw_vote(
         ctx=call.ctx, principal=call.user, public_id=pain_point_id, client_ip=call.client_ip
     )
@@ -358,7 +374,9 @@ async def withdraw_vote(request: Request, call: Call, pain_point_id: str) -> Vot
     description="可疑投票由每分钟运行的检测任务标记（规则见 docs/architecture.md）；"
     "被标记的票在处理前照常计入。",
 )
-async def integrity_report(request: Request, call: Call, campaign_id: str) -> IntegrityReport:
+async def integrity_report(
+    request: Request, call: Call[None, None], campaign_id: str
+) -> IntegrityReport:
     campaign = await campaigns.get_campaign_or_raise(
         campaign_id, principal=call.user, now=call.clock.now()
     )
@@ -375,7 +393,9 @@ async def integrity_report(request: Request, call: Call, campaign_id: str) -> In
     errors=(404, 409),
     description="discard 从计票中删除归于该标记的票，并立即重建实时计数与排名。",
 )
-async def resolve_flag(request: Request, call: Call, campaign_id: str, flag_id: str) -> FlagOut:
+async def resolve_flag(
+    request: Request, call: Call[None, FlagResolveIn], campaign_id: str, flag_id: str
+) -> FlagOut:
     campaign = await campaigns.get_campaign_or_raise(
         campaign_id, principal=call.user, now=call.clock.now()
     )
@@ -393,7 +413,9 @@ async def resolve_flag(request: Request, call: Call, campaign_id: str, flag_id: 
     response=PainPointList,
     errors=(404,),
 )
-async def moderation_queue(request: Request, call: Call, campaign_id: str) -> PainPointList:
+async def moderation_queue(
+    request: Request, call: Call[ModerationQueueQuery, None], campaign_id: str
+) -> PainPointList:
     q = call.query
     return await moderation.moderation_queue(
         ctx=call.ctx,

@@ -13,7 +13,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.functions import Count
 
-from backend.access import AppContext, Principal
+from backend.access import Principal
+from backend.context import AppContext
 from backend.errors import AppError, Conflict, NotFound, RateLimited, Unprocessable
 from backend.uow import unit_of_work
 from crowdsource import counters, integrity
@@ -30,7 +31,7 @@ log = logging.getLogger("smartcircle.crowdsource")
 async def _check_vote_rate(
     *, ctx: AppContext, campaign: Campaign, principal: Principal, client_ip: str
 ) -> None:
-    secret = ctx.settings.jwt_secret
+    secret = ctx.settings.origin_key
     checks = (
         (
             f"cs:vote:user:{campaign.public_id}:{principal.user_id}",
@@ -126,7 +127,7 @@ async def _cast_vote(
     require_invited(campaign, audience)
     voter_pk = await user_pk(principal)
     ip_hash, net_hash, device_hash = integrity.origin_hashes(
-        ctx.settings.jwt_secret, client_ip, device_id
+        ctx.settings.origin_key, client_ip, device_id
     )
     # Before the vote commits: a rebuild after it would count it twice.
     await _ensure_built(ctx=ctx, campaign=campaign)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from tortoise.expressions import Q
 
 from backend import geo, paging
-from backend.access import AppContext
+from backend.context import AppContext
 from backend.errors import ValidationFailed
 from search.schemas import BookPlaceHit, BookSearchPage, BookSearchQuery, HeldBook
 from venues.documents import live_state, venue_doc
@@ -59,7 +59,7 @@ async def search_books(*, ctx: AppContext, query: BookSearchQuery) -> BookSearch
     centre = geo.to_wgs84(query.lat, query.lng, query.coord)
     scope = _scope(query, centre)
     after = (
-        _after(query.cursor, scope=scope, secret=ctx.settings.jwt_secret) if query.cursor else None
+        _after(query.cursor, scope=scope, secret=ctx.settings.cursor_key) if query.cursor else None
     )
     if query.isbn is not None:
         books = Book.filter(isbn13=query.isbn)
@@ -104,7 +104,7 @@ async def search_books(*, ctx: AppContext, query: BookSearchQuery) -> BookSearch
     next_cursor = None
     if len(ranked) > query.limit and page:
         next_cursor = paging.encode_cursor(
-            list(page[-1].key), scope=scope, secret=ctx.settings.jwt_secret
+            list(page[-1].key), scope=scope, secret=ctx.settings.cursor_key
         )
     now = ctx.clock.now()
     items = []

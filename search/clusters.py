@@ -9,7 +9,7 @@ Answered from the database (a bounding-box query, then binning in Python).
 from __future__ import annotations
 
 from backend import geo
-from backend.access import AppContext
+from backend.context import AppContext
 from backend.errors import ValidationFailed
 from search.schemas import MAX_SPAN_DEG, Cluster, ClusterQuery, ClusterSummary
 from venues.models import Venue, VenueStatus

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from backend.access import AppContext
+from backend.context import AppContext
 from backend.kv import LockNotAcquired
 from search.index import drain, index_exists, reindex
 from venues.models import Venue

@@ -85,7 +85,7 @@ def params_for(*, ctx: AppContext, query: VenueSearchQuery) -> tuple[SearchParam
     scope = _scope(query, centre)
     after = None
     if query.cursor:
-        after = _after(query.cursor, scope=scope, secret=ctx.settings.jwt_secret)
+        after = _after(query.cursor, scope=scope, secret=ctx.settings.cursor_key)
     params = SearchParams(
         centre=centre,
         radius_m=query.radius_m,
@@ -154,7 +154,7 @@ async def search_venues(
     next_cursor = None
     if result.next_key is not None:
         next_cursor = paging.encode_cursor(
-            list(result.next_key), scope=scope, secret=ctx.settings.jwt_secret
+            list(result.next_key), scope=scope, secret=ctx.settings.cursor_key
         )
     items = [_hit(r, query.coord) for r in result.hits]
     return SearchPage(items=items, next_cursor=next_cursor), chosen.name

@@ -34,7 +34,7 @@ BACKEND_HEADER = "X-Search-Backend"
         "（Elasticsearch 不可用时自动改由数据库作答）。"
     ),
 )
-async def search_venues(request: Request, call: Call) -> HTTPResponse:
+async def search_venues(request: Request, call: Call[VenueSearchQuery, None]) -> HTTPResponse:
     page, backend = await service.search_venues(ctx=call.ctx, query=call.query)
     return json(page.model_dump(mode="json"), headers={BACKEND_HEADER: backend})
 
@@ -51,7 +51,7 @@ async def search_venues(request: Request, call: Call) -> HTTPResponse:
         "全部借出的排在后面；每组内按距离由近到远，距离相同按 id。"
     ),
 )
-async def search_books(request: Request, call: Call) -> BookSearchPage:
+async def search_books(request: Request, call: Call[BookSearchQuery, None]) -> BookSearchPage:
     return await books.search_books(ctx=call.ctx, query=call.query)
 
 
@@ -67,5 +67,5 @@ async def search_books(request: Request, call: Call) -> BookSearchPage:
         "返回非空网格的数量与平均位置；视野每边跨度不超过 2 度。"
     ),
 )
-async def venue_clusters(request: Request, call: Call) -> ClusterSummary:
+async def venue_clusters(request: Request, call: Call[ClusterQuery, None]) -> ClusterSummary:
     return await clusters.summarise(ctx=call.ctx, query=call.query)

@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 
-from sanic import Request, Sanic
+from sanic import DefaultSanic, Request, Sanic
 from sanic.response import HTTPResponse
 
 from backend import db
@@ -27,6 +27,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 
 def _dumps(value: object, **kwargs: object) -> str:
+    # json.dumps types each keyword on its own; Sanic passes only the ones json.dumps takes.
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), **kwargs)  # type: ignore[arg-type]
 
 
@@ -74,16 +75,16 @@ def create_app(
     install_error_handlers(app)
 
     @app.before_server_start
-    async def _check_routes(app: Sanic) -> None:
+    async def _check_routes(app: DefaultSanic) -> None:
         check_every_route_declared(app)
 
     @app.after_server_start
-    async def _start_jobs(app: Sanic) -> None:
+    async def _start_jobs(app: DefaultSanic) -> None:
         if settings.scheduler_enabled:
             jobs.start()
 
     @app.before_server_stop
-    async def _stop_jobs(app: Sanic) -> None:
+    async def _stop_jobs(app: DefaultSanic) -> None:
         jobs.shutdown()
 
     return app
@@ -106,7 +107,7 @@ def _register_features(app: Sanic, ctx: AppContext, features: tuple[Feature, ...
         await ctx.close()
 
 
-def _register_middleware(app: Sanic) -> None:
+def _register_middleware(app: DefaultSanic) -> None:
     @app.on_request
     async def _before(request: Request) -> None:
         incoming = request.headers.get("x-request-id", "")
@@ -117,7 +118,7 @@ def _register_middleware(app: Sanic) -> None:
         if route_access(request) is None:
             raise Forbidden("该接口未声明访问权限", code="route_not_declared")
 
-    @app.on_response
+    @app.on_response  # type: ignore[untyped-decorator]  # sanic leaves on_response unannotated
     async def _after(request: Request, response: HTTPResponse) -> None:
         request_id = getattr(request.ctx, "request_id", None) or uuid.uuid4().hex
         response.headers["X-Request-Id"] = request_id

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from backend.access import AppContext
 from backend.clock import SHANGHAI
+from backend.context import AppContext
 from backend.models import Role, User
 from tests.crowdsource_helpers import many_users, token_headers
 from tests.factories import make_user, sign_in

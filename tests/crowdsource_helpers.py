@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from backend.access import AppContext
+from backend.context import AppContext
 from backend.models import Role, User, new_public_id
 from backend.security import encode_access_token
 
@@ -73,7 +73,7 @@ async def submit(
 def token_headers(ctx: AppContext, user: User) -> dict[str, str]:
     """Authorization headers minted directly (no sign-in round trip)."""
     token, _ = encode_access_token(
-        secret=ctx.settings.jwt_secret,
+        secret=ctx.settings.token_key,
         user_id=user.public_id,
         role=user.role.value,
         session=new_public_id(),

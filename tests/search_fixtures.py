@@ -18,7 +18,7 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from sanic import Sanic
 
-from backend.access import AppContext
+from backend.context import AppContext
 from search.backends import DatabaseBackend, ElasticsearchBackend, SearchBackend
 from search.index import alias_name, drain
 from tests.conftest import PROFILE

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+import time
 
 import httpx
 import pytest
@@ -97,7 +97,7 @@ async def test_demo_sign_in_and_its_switch(client, ctx):
     assert (await wechat(client, "dev:")).status_code == 400
 
     original = ctx.settings
-    ctx.settings = replace(original, demo_signin=False)
+    ctx.settings = original.model_copy(update={"demo_signin": False})
     try:
         refused = await wechat(client, "dev:小明")
     finally:
@@ -147,7 +147,7 @@ async def test_password_failures_look_alike(client):
 async def test_lockout_after_repeated_failures(client, ctx):
     await make_user(Role.BUREAU_ADMIN, username="admin-x")
     original = ctx.settings
-    ctx.settings = replace(original, login_max_failures=3, login_lockout_seconds=1)
+    ctx.settings = original.model_copy(update={"login_max_failures": 3, "login_lockout_seconds": 1})
     try:
         for _ in range(3):
             assert (await login(client, "admin-x", "nope-nope-nope")).status_code == 401
@@ -169,7 +169,7 @@ async def test_lockout_is_per_account(client, ctx):
     await make_user(Role.CURATOR, username="c1")
     await make_user(Role.CURATOR, username="c2")
     original = ctx.settings
-    ctx.settings = replace(original, login_max_failures=2)
+    ctx.settings = original.model_copy(update={"login_max_failures": 2})
     try:
         for _ in range(2):
             await login(client, "c1", "bad-password!")
@@ -208,6 +208,24 @@ async def test_tampered_token_is_refused(client):
     forged = f"{head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
     response = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401
+
+
+async def test_tokens_are_signed_with_the_token_key_not_the_secret(client, ctx):
+    from backend.security import encode_access_token
+
+    user = await make_user(Role.CURATOR)
+    for key, status in ((ctx.settings.jwt_secret, 401), (ctx.settings.token_key, 200)):
+        token, _ = encode_access_token(
+            secret=key,
+            user_id=user.public_id,
+            role=user.role.value,
+            session="s-" + str(status),
+            street=None,
+            ttl=60,
+            now=min(time.time(), ctx.clock.time()),
+        )
+        response = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == status, response.text
 
 
 async def test_me_requires_sign_in(client):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
@@ -41,7 +40,7 @@ RUBRIC = [
 def long_lived_tokens(ctx):
     """These tests move the clock by days: keep sign-ins valid across the jump."""
     original = ctx.settings
-    ctx.settings = replace(original, access_token_ttl=30 * 86400)
+    ctx.settings = original.model_copy(update={"access_token_ttl": 30 * 86400})
     yield
     ctx.settings = original
 

@@ -112,3 +112,41 @@ def test_describe_hides_secrets():
     settings = Settings.from_env(GOOD_PRODUCTION)
     described = settings.describe()
     assert "jwt_secret" not in described and "wechat_secret" not in described
+
+
+def test_derived_keys_are_independent_stable_and_follow_the_secret():
+    settings = Settings(jwt_secret="a" * 40)
+    keys = [settings.token_key, settings.cursor_key, settings.origin_key]
+    assert len(set(keys)) == 3
+    assert settings.jwt_secret not in keys
+    assert all(len(key) == 64 and int(key, 16) >= 0 for key in keys)
+    again = Settings(jwt_secret="a" * 40)
+    assert [again.token_key, again.cursor_key, again.origin_key] == keys
+    rotated = settings.model_copy(update={"jwt_secret": "b" * 40})
+    for old, new in zip(
+        keys, [rotated.token_key, rotated.cursor_key, rotated.origin_key], strict=True
+    ):
+        assert old != new
+
+
+def test_construction_takes_only_its_arguments(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("SMARTCIRCLE_PORT", "9999")
+    monkeypatch.setenv("SMARTCIRCLE_DEBUG", "1")
+    assert Settings().port == 8000 and Settings().debug is False
+    from_env = Settings.from_env()
+    assert from_env.port == 9999 and from_env.debug is True
+    assert Settings.from_env(port=1234).port == 1234
+
+
+def test_empty_variables_mean_unset_except_booleans_which_mean_off():
+    settings = Settings.from_env(
+        {"SMARTCIRCLE_PORT": "", "SMARTCIRCLE_PROFILE": "", "SMARTCIRCLE_DEMO_SIGNIN": ""}
+    )
+    assert settings.port == 8000 and settings.profile == "embedded"
+    assert settings.demo_signin is False
+
+
+def test_settings_are_immutable():
+    settings = Settings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.port = 1  # type: ignore[misc]

@@ -30,7 +30,7 @@ def _window(ctx):
 async def _votes(ctx, campaign, item, users, *, at, ip=None, device=None, spread=None):
     """Votes written straight into the database, inside one window (deterministic data)."""
     pp = await PainPoint.get(public_id=item["id"])
-    secret = ctx.settings.jwt_secret
+    secret = ctx.settings.origin_key
     rows = []
     for i, user in enumerate(users):
         address = spread(i) if spread else ip
@@ -71,7 +71,7 @@ async def test_a_vote_keeps_only_salted_hashes_of_its_origin(client, ctx):
     )
     assert response.status_code == 201, response.text
     vote = await Vote.get(pain_point__public_id=item["id"])
-    secret = ctx.settings.jwt_secret
+    secret = ctx.settings.origin_key
     assert (vote.ip_hash, vote.net_hash, vote.device_hash) == integrity.origin_hashes(
         secret, "127.0.0.1", "wx-device-42"
     )
@@ -95,7 +95,7 @@ async def test_many_votes_from_one_address_are_flagged(client, ctx):
     await _votes(ctx, campaign, b, users[:-1], at=start, ip="198.51.100.9")  # one short
     assert await integrity.detect(ctx=ctx, campaign=campaign, start=start, end=start + WINDOW)
     flags = await _flags()
-    subject = integrity.ip_hash(ctx.settings.jwt_secret, "203.0.113.7")
+    subject = integrity.ip_hash(ctx.settings.origin_key, "203.0.113.7")
     assert list(flags) == [("ip_burst", subject)]
     flag = flags[("ip_burst", subject)]
     assert flag.votes == integrity.IP_VOTES == flag.accounts

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from crowdsource.challenges.models import Vendor, VendorStatus
@@ -42,4 +40,6 @@ async def test_demo_data_loads_twice_and_its_accounts_work(client, settings):
 
 async def test_demo_data_is_refused_in_production(app, settings):
     with pytest.raises(SystemExit):
-        await load_demo(replace(settings, environment="production"), venues=1, books=1)
+        await load_demo(
+            settings.model_copy(update={"environment": "production"}), venues=1, books=1
+        )

@@ -75,10 +75,3 @@ def test_bounding_box_never_drops_a_point_within_the_radius(centre, radius):
     if abs(centre.lat) < 80:
         far = geodesic(meters=radius * 1.2 + 50).destination((centre.lat, centre.lng), 0)
         assert not box.contains(geo.Point(far.latitude, far.longitude))
-
-
-def test_point_validation_names_fields():
-    assert geo.check_point(31.8, 117.2) == {}
-    assert set(geo.check_point(91, 117.2)) == {"lat"}
-    assert set(geo.check_point(0, -181)) == {"lng"}
-    assert set(geo.check_point(float("nan"), 0)) == {"lat"}

@@ -133,8 +133,6 @@ async def test_only_the_lot_s_operator_publishes(client, ctx):
 
 
 async def test_the_staleness_age_is_a_setting(client, ctx):
-    from dataclasses import replace
-
     _, _, lot, key = await setup(client, ctx)
     url = f"/api/v1/parking/{lot}/availability"
     published = await client.put(url, headers=key, json={"free_spaces": 30, "observed_at": at(0)})
@@ -154,7 +152,7 @@ async def test_the_staleness_age_is_a_setting(client, ctx):
     for view in await shown():  # the default is 15 minutes
         assert view["stale"] is False and view["parking_state"] == "many"
     original = ctx.settings
-    ctx.settings = replace(original, parking_stale_minutes=5)
+    ctx.settings = original.model_copy(update={"parking_stale_minutes": 5})
     try:
         for view in await shown():
             assert view["stale"] is True and view["parking_state"] == "unknown"

@@ -9,9 +9,10 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from backend import geo
-from backend.access import AppContext, Principal, parse_model
+from backend.access import Principal, parse_model
 from backend.audit import record
 from backend.clock import to_local
+from backend.context import AppContext
 from backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from backend.models import Role, User
 from venues import outbox

@@ -36,7 +36,7 @@ TAG = "venues"
     status=201,
     description="lat/lng 按 coord 指定的坐标系解释，统一存为 WGS-84。attributes 按 kind 校验。",
 )
-async def create_venue(request: Request, call: Call) -> VenueOut:
+async def create_venue(request: Request, call: Call[None, VenueCreate]) -> VenueOut:
     venue = await service.create_venue(ctx=call.ctx, actor=call.user, data=call.body)
     return service.venue_out(venue, ctx=call.ctx, coord=CoordSystem.WGS84)
 
@@ -50,7 +50,7 @@ async def create_venue(request: Request, call: Call) -> VenueOut:
     response=VenueOut,
     errors=(404,),
 )
-async def get_venue(request: Request, call: Call, venue_id: str) -> VenueOut:
+async def get_venue(request: Request, call: Call[CoordQuery, None], venue_id: str) -> VenueOut:
     venue = await service.get_venue_or_raise(venue_id)
     return service.venue_out(venue, ctx=call.ctx, coord=call.query.coord)
 
@@ -69,7 +69,7 @@ async def get_venue(request: Request, call: Call, venue_id: str) -> VenueOut:
         "实时空位不在此修改。"
     ),
 )
-async def update_venue(request: Request, call: Call, venue_id: str) -> VenueOut:
+async def update_venue(request: Request, call: Call[None, VenuePatch], venue_id: str) -> VenueOut:
     venue = await service.update_venue(
         ctx=call.ctx, actor=call.user, public_id=venue_id, data=call.body
     )
@@ -85,7 +85,7 @@ async def update_venue(request: Request, call: Call, venue_id: str) -> VenueOut:
     response=VenueOut,
     errors=(404,),
 )
-async def close_venue(request: Request, call: Call, venue_id: str) -> VenueOut:
+async def close_venue(request: Request, call: Call[None, VenueClose], venue_id: str) -> VenueOut:
     venue = await service.close_venue(
         ctx=call.ctx, actor=call.user, public_id=venue_id, data=call.body
     )
@@ -100,7 +100,7 @@ async def close_venue(request: Request, call: Call, venue_id: str) -> VenueOut:
     response=VenueOut,
     errors=(404,),
 )
-async def reopen_venue(request: Request, call: Call, venue_id: str) -> VenueOut:
+async def reopen_venue(request: Request, call: Call[None, None], venue_id: str) -> VenueOut:
     venue = await service.reopen_venue(ctx=call.ctx, actor=call.user, public_id=venue_id)
     return service.venue_out(venue, ctx=call.ctx, coord=CoordSystem.WGS84)
 
@@ -119,7 +119,9 @@ async def reopen_venue(request: Request, call: Call, venue_id: str) -> VenueOut:
         "（409）；每条都保存为历史。"
     ),
 )
-async def publish_availability(request: Request, call: Call, venue_id: str) -> AvailabilityOut:
+async def publish_availability(
+    request: Request, call: Call[None, AvailabilityIn], venue_id: str
+) -> AvailabilityOut:
     return await service.publish_availability(
         ctx=call.ctx, actor=call.user, public_id=venue_id, data=call.body
     )
@@ -136,7 +138,9 @@ async def publish_availability(request: Request, call: Call, venue_id: str) -> A
     errors=(404,),
     description="ISBN-10/13 校验并统一为 ISBN-13；replace=true 时删除未列出的馆藏。",
 )
-async def upsert_holdings(request: Request, call: Call, venue_id: str) -> HoldingsResult:
+async def upsert_holdings(
+    request: Request, call: Call[None, HoldingsFeed], venue_id: str
+) -> HoldingsResult:
     return await service.upsert_holdings(
         ctx=call.ctx, actor=call.user, public_id=venue_id, feed=call.body
     )
@@ -151,7 +155,9 @@ async def upsert_holdings(request: Request, call: Call, venue_id: str) -> Holdin
     response=AvailabilityHistory,
     errors=(404,),
 )
-async def availability_history(request: Request, call: Call, venue_id: str) -> AvailabilityHistory:
+async def availability_history(
+    request: Request, call: Call[AvailabilityHistoryQuery, None], venue_id: str
+) -> AvailabilityHistory:
     return await service.availability_history(
         ctx=call.ctx, public_id=venue_id, hours=call.query.hours
     )

@@ -7,10 +7,11 @@ from datetime import timedelta
 
 from tortoise.exceptions import IntegrityError
 
-from backend.access import AppContext, Principal
+from backend.access import Principal
 from backend.audit import record
 from backend.auth.schemas import ApiKeyOut, StaffUserCreate, TokenOut, UserOut
 from backend.auth.wechat import WeChatClient
+from backend.context import AppContext
 from backend.errors import (
     BadRequest,
     Conflict,
@@ -56,7 +57,7 @@ async def issue_tokens(*, ctx: AppContext, user: User, family: str | None = None
         expires_at=now + timedelta(seconds=ctx.settings.refresh_token_ttl),
     )
     access, ttl = encode_access_token(
-        secret=ctx.settings.jwt_secret,
+        secret=ctx.settings.token_key,
         user_id=user.public_id,
         role=user.role.value,
         session=family,

@@ -33,7 +33,7 @@ TAG = "auth"
     response=TokenOut,
     errors=(429, 503),
 )
-async def wechat_sign_in(request: Request, call: Call) -> TokenOut:
+async def wechat_sign_in(request: Request, call: Call[None, WeChatSignIn]) -> TokenOut:
     return await service.sign_in_wechat(ctx=call.ctx, code=call.body.code, wechat=call.ctx.wechat)
 
 
@@ -46,7 +46,7 @@ async def wechat_sign_in(request: Request, call: Call) -> TokenOut:
     response=TokenOut,
     errors=(401, 429),
 )
-async def password_sign_in(request: Request, call: Call) -> TokenOut:
+async def password_sign_in(request: Request, call: Call[None, PasswordSignIn]) -> TokenOut:
     return await service.sign_in_password(
         ctx=call.ctx,
         username=call.body.username,
@@ -64,7 +64,7 @@ async def password_sign_in(request: Request, call: Call) -> TokenOut:
     response=TokenOut,
     errors=(401,),
 )
-async def refresh(request: Request, call: Call) -> TokenOut:
+async def refresh(request: Request, call: Call[None, RefreshRequest]) -> TokenOut:
     return await service.rotate_refresh_token(ctx=call.ctx, refresh_token=call.body.refresh_token)
 
 
@@ -72,13 +72,13 @@ async def refresh(request: Request, call: Call) -> TokenOut:
 @endpoint(
     summary="退出登录（注销本次会话）", tag=TAG, signed_in=True, body=LogoutRequest, status=204
 )
-async def logout(request: Request, call: Call) -> None:
+async def logout(request: Request, call: Call[None, LogoutRequest]) -> None:
     await service.logout(ctx=call.ctx, principal=call.user, refresh_token=call.body.refresh_token)
 
 
 @bp.get("/me")
 @endpoint(summary="当前登录用户", tag=TAG, signed_in=True, response=UserOut)
-async def me(request: Request, call: Call) -> UserOut:
+async def me(request: Request, call: Call[None, None]) -> UserOut:
     return service.user_out(await service.get_user_or_raise(call.user.user_id))
 
 
@@ -90,7 +90,7 @@ async def me(request: Request, call: Call) -> UserOut:
     roles=(Role.VENUE_OPERATOR,),
     response=UserOut,
 )
-async def operator_me(request: Request, call: Call) -> UserOut:
+async def operator_me(request: Request, call: Call[None, None]) -> UserOut:
     return service.user_out(await service.get_user_or_raise(call.user.user_id))
 
 
@@ -104,14 +104,14 @@ async def operator_me(request: Request, call: Call) -> UserOut:
     status=201,
     errors=(409,),
 )
-async def create_user(request: Request, call: Call) -> UserOut:
+async def create_user(request: Request, call: Call[None, StaffUserCreate]) -> UserOut:
     user = await service.create_staff_user(ctx=call.ctx, actor=call.user, data=call.body)
     return service.user_out(user)
 
 
 @bp.get("/admin/users")
 @endpoint(summary="账号列表", tag="admin", roles=(Role.BUREAU_ADMIN,), response=UserList)
-async def list_users(request: Request, call: Call) -> UserList:
+async def list_users(request: Request, call: Call[None, None]) -> UserList:
     users = await User.exclude(role=Role.RESIDENT).order_by("id").limit(100)
     return UserList(items=[service.user_out(u) for u in users])
 
@@ -124,7 +124,7 @@ async def list_users(request: Request, call: Call) -> UserList:
     response=UserOut,
     errors=(404,),
 )
-async def deactivate_user(request: Request, call: Call, user_id: str) -> UserOut:
+async def deactivate_user(request: Request, call: Call[None, None], user_id: str) -> UserOut:
     user = await service.set_user_active(
         ctx=call.ctx, actor=call.user, public_id=user_id, active=False
     )
@@ -141,7 +141,9 @@ async def deactivate_user(request: Request, call: Call, user_id: str) -> UserOut
     status=201,
     errors=(404,),
 )
-async def create_api_key(request: Request, call: Call, user_id: str) -> ApiKeyOut:
+async def create_api_key(
+    request: Request, call: Call[None, ApiKeyCreate], user_id: str
+) -> ApiKeyOut:
     return await service.create_api_key(
         ctx=call.ctx, actor=call.user, user_public_id=user_id, name=call.body.name
     )
@@ -151,5 +153,5 @@ async def create_api_key(request: Request, call: Call, user_id: str) -> ApiKeyOu
 @endpoint(
     summary="吊销 API 密钥", tag="admin", roles=(Role.BUREAU_ADMIN,), status=204, errors=(404,)
 )
-async def revoke_api_key(request: Request, call: Call, key_id: str) -> None:
+async def revoke_api_key(request: Request, call: Call[None, None], key_id: str) -> None:
     await service.revoke_api_key(ctx=call.ctx, actor=call.user, key_public_id=key_id)

@@ -8,8 +8,9 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
-from backend.access import AppContext, Principal
+from backend.access import Principal
 from backend.audit import record
+from backend.context import AppContext
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.models import Role, User
 from backend.notifications import notify
@@ -346,7 +347,7 @@ async def list_challenges(
     scope = scope_of("challenges", query.campaign, query.category, status.value)
     if query.cursor:
         (last_id,) = decode_cursor(
-            query.cursor, scope=scope, secret=ctx.settings.jwt_secret, shape=(int,)
+            query.cursor, scope=scope, secret=ctx.settings.cursor_key, shape=(int,)
         )
         rows = rows.filter(id__gt=last_id)
     page = await rows.order_by("id").limit(query.limit + 1)
@@ -356,7 +357,7 @@ async def list_challenges(
     return ChallengePage(
         items=await challenges_out(page, now=now),
         next_cursor=(
-            encode_cursor([page[-1].id], scope=scope, secret=ctx.settings.jwt_secret)
+            encode_cursor([page[-1].id], scope=scope, secret=ctx.settings.cursor_key)
             if more
             else None
         ),

@@ -8,8 +8,9 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
-from backend.access import AppContext, Principal
+from backend.access import Principal
 from backend.audit import record
+from backend.context import AppContext
 from backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from backend.models import Role, User
 from backend.notifications import notify

@@ -11,8 +11,9 @@ from __future__ import annotations
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
-from backend.access import AppContext, Principal
+from backend.access import Principal
 from backend.audit import record
+from backend.context import AppContext
 from backend.errors import Conflict, Forbidden, NotFound, Unprocessable
 from backend.models import Role, User
 from backend.uow import unit_of_work

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from tortoise.exceptions import IntegrityError
 
-from backend.access import AppContext, Principal
+from backend.access import Principal
 from backend.audit import record
+from backend.context import AppContext
 from backend.errors import Conflict, Forbidden, NotFound, RateLimited, Unprocessable
 from backend.models import Role, User
 from backend.paging import decode_cursor, encode_cursor, scope_of
@@ -154,14 +155,14 @@ async def list_vendors(*, ctx: AppContext, viewer: Principal, query: VendorListQ
         rows = rows.filter(status=query.status)
     if query.cursor:
         (last_id,) = decode_cursor(
-            query.cursor, scope=scope, secret=ctx.settings.jwt_secret, shape=(int,)
+            query.cursor, scope=scope, secret=ctx.settings.cursor_key, shape=(int,)
         )
         rows = rows.filter(id__lt=last_id)
     page = await rows.limit(query.limit + 1)
     more = len(page) > query.limit
     page = page[: query.limit]
     next_cursor = (
-        encode_cursor([page[-1].id], scope=scope, secret=ctx.settings.jwt_secret) if more else None
+        encode_cursor([page[-1].id], scope=scope, secret=ctx.settings.cursor_key) if more else None
     )
     return VendorPage(
         items=[await vendor_out(v, full=await sees_contact(viewer, v)) for v in page],

@@ -59,14 +59,14 @@ STAFF = (Role.BUREAU_ADMIN, Role.CURATOR)
     status=201,
     errors=(409, 429),
 )
-async def register(request: Request, call: Call) -> VendorOut:
+async def register(request: Request, call: Call[None, VendorRegistration]) -> VendorOut:
     vendor = await service.register_vendor(ctx=call.ctx, data=call.body, client_ip=call.client_ip)
     return await vendor_out(vendor, full=True, with_members=True)
 
 
 @bp.get("/vendors")
 @endpoint(summary="企业列表", tag=TAG, roles=STAFF, query=VendorListQuery, response=VendorPage)
-async def list_vendors(request: Request, call: Call) -> VendorPage:
+async def list_vendors(request: Request, call: Call[VendorListQuery, None]) -> VendorPage:
     return await service.list_vendors(ctx=call.ctx, viewer=call.user, query=call.query)
 
 
@@ -74,7 +74,7 @@ async def list_vendors(request: Request, call: Call) -> VendorPage:
 @endpoint(
     summary="企业详情", tag=TAG, roles=(*STAFF, Role.VENDOR), response=VendorOut, errors=(404,)
 )
-async def get_vendor(request: Request, call: Call, vendor_id: str) -> VendorOut:
+async def get_vendor(request: Request, call: Call[None, None], vendor_id: str) -> VendorOut:
     vendor = await service.get_vendor_or_raise(vendor_id)
     if call.user.role == Role.VENDOR:
         member = await service.membership_of(call.user.user_id)
@@ -86,7 +86,7 @@ async def get_vendor(request: Request, call: Call, vendor_id: str) -> VendorOut:
 
 @bp.get("/me/vendor")
 @endpoint(summary="我所在的企业", tag=TAG, roles=(Role.VENDOR,), response=VendorOut, errors=(404,))
-async def my_vendor(request: Request, call: Call) -> VendorOut:
+async def my_vendor(request: Request, call: Call[None, None]) -> VendorOut:
     member = await service.membership_of(call.user.user_id)
     if member is None:
         raise NotFound("账号未关联企业", code="vendor_not_found")
@@ -102,7 +102,7 @@ async def my_vendor(request: Request, call: Call) -> VendorOut:
     response=VendorOut,
     errors=(404,),
 )
-async def verify(request: Request, call: Call, vendor_id: str) -> VendorOut:
+async def verify(request: Request, call: Call[None, VendorDecision], vendor_id: str) -> VendorOut:
     vendor = await service.decide_vendor(
         ctx=call.ctx,
         actor=call.user,
@@ -122,7 +122,9 @@ async def verify(request: Request, call: Call, vendor_id: str) -> VendorOut:
     response=VendorOut,
     errors=(404,),
 )
-async def suspend(request: Request, call: Call, vendor_id: str) -> VendorOut:
+async def suspend(
+    request: Request, call: Call[None, VendorSuspension], vendor_id: str
+) -> VendorOut:
     vendor = await service.decide_vendor(
         ctx=call.ctx,
         actor=call.user,
@@ -143,7 +145,9 @@ async def suspend(request: Request, call: Call, vendor_id: str) -> VendorOut:
     status=201,
     errors=(404, 409, 422),
 )
-async def add_member(request: Request, call: Call, vendor_id: str) -> MemberOut:
+async def add_member(
+    request: Request, call: Call[None, VendorMemberCreate], vendor_id: str
+) -> MemberOut:
     if call.user.role != Role.VENDOR:  # pragma: no cover - guarded by roles
         raise Forbidden()
     user = await service.add_member(
@@ -163,7 +167,7 @@ READERS = (Role.VENDOR, Role.CURATOR, Role.JUDGE)
 
 @challenges_bp.get("/campaigns/<campaign_id:str>/shortlist")
 @endpoint(summary="候选痛难点清单", tag=CTAG, roles=CURATORS, response=ShortlistOut, errors=(404,))
-async def get_shortlist(request: Request, call: Call, campaign_id: str) -> ShortlistOut:
+async def get_shortlist(request: Request, call: Call[None, None], campaign_id: str) -> ShortlistOut:
     return await curation.shortlist(campaign_id=campaign_id)
 
 
@@ -171,7 +175,7 @@ async def get_shortlist(request: Request, call: Call, campaign_id: str) -> Short
 @endpoint(
     summary="加入候选清单", tag=CTAG, roles=CURATORS, body=ShortlistIn, status=204, errors=(404,)
 )
-async def add_shortlist(request: Request, call: Call, campaign_id: str) -> None:
+async def add_shortlist(request: Request, call: Call[None, ShortlistIn], campaign_id: str) -> None:
     await curation.add_to_shortlist(
         ctx=call.ctx,
         actor=call.user,
@@ -184,7 +188,7 @@ async def add_shortlist(request: Request, call: Call, campaign_id: str) -> None:
 @challenges_bp.delete("/campaigns/<campaign_id:str>/shortlist/<pain_point_id:str>")
 @endpoint(summary="移出候选清单", tag=CTAG, roles=CURATORS, status=204, errors=(404,))
 async def remove_shortlist(
-    request: Request, call: Call, campaign_id: str, pain_point_id: str
+    request: Request, call: Call[None, None], campaign_id: str, pain_point_id: str
 ) -> None:
     await curation.remove_from_shortlist(
         ctx=call.ctx, actor=call.user, campaign_id=campaign_id, pain_point_id=pain_point_id
@@ -201,7 +205,9 @@ async def remove_shortlist(
     status=201,
     errors=(404,),
 )
-async def create_challenge(request: Request, call: Call, campaign_id: str) -> ChallengeOut:
+async def create_challenge(
+    request: Request, call: Call[None, ChallengeIn], campaign_id: str
+) -> ChallengeOut:
     challenge = await curation.create_challenge(
         ctx=call.ctx, actor=call.user, campaign_id=campaign_id, data=call.body
     )
@@ -213,13 +219,15 @@ async def create_challenge(request: Request, call: Call, campaign_id: str) -> Ch
 @endpoint(
     summary="已发布的挑战", tag=CTAG, public=True, query=ChallengeListQuery, response=ChallengePage
 )
-async def list_challenges(request: Request, call: Call) -> ChallengePage:
+async def list_challenges(request: Request, call: Call[ChallengeListQuery, None]) -> ChallengePage:
     return await curation.list_challenges(ctx=call.ctx, viewer=call.principal, query=call.query)
 
 
 @challenges_bp.get("/challenges/<challenge_id:str>")
 @endpoint(summary="挑战详情", tag=CTAG, public=True, response=ChallengeOut, errors=(404,))
-async def get_challenge(request: Request, call: Call, challenge_id: str) -> ChallengeOut:
+async def get_challenge(
+    request: Request, call: Call[None, None], challenge_id: str
+) -> ChallengeOut:
     challenge = await curation.get_challenge(challenge_id, viewer=call.principal)
     return await challenge_out(challenge, now=call.clock.now())
 
@@ -233,7 +241,9 @@ async def get_challenge(request: Request, call: Call, challenge_id: str) -> Chal
     response=ChallengeOut,
     errors=(404, 409),
 )
-async def patch_challenge(request: Request, call: Call, challenge_id: str) -> ChallengeOut:
+async def patch_challenge(
+    request: Request, call: Call[None, ChallengePatch], challenge_id: str
+) -> ChallengeOut:
     challenge = await curation.update_challenge(
         ctx=call.ctx, actor=call.user, public_id=challenge_id, data=call.body
     )
@@ -248,7 +258,7 @@ async def patch_challenge(request: Request, call: Call, challenge_id: str) -> Ch
     response=ChallengeOut,
     errors=(404, 409),
 )
-async def review(request: Request, call: Call, challenge_id: str) -> ChallengeOut:
+async def review(request: Request, call: Call[None, None], challenge_id: str) -> ChallengeOut:
     challenge = await curation.submit_for_review(
         ctx=call.ctx, actor=call.user, public_id=challenge_id
     )
@@ -264,7 +274,9 @@ async def review(request: Request, call: Call, challenge_id: str) -> ChallengeOu
     response=ChallengeOut,
     errors=(404, 409),
 )
-async def return_challenge(request: Request, call: Call, challenge_id: str) -> ChallengeOut:
+async def return_challenge(
+    request: Request, call: Call[None, ReviewNote], challenge_id: str
+) -> ChallengeOut:
     challenge = await curation.return_to_draft(
         ctx=call.ctx, actor=call.user, public_id=challenge_id, note=call.body.note
     )
@@ -279,14 +291,14 @@ async def return_challenge(request: Request, call: Call, challenge_id: str) -> C
     response=ChallengeOut,
     errors=(404, 409),
 )
-async def publish(request: Request, call: Call, challenge_id: str) -> ChallengeOut:
+async def publish(request: Request, call: Call[None, None], challenge_id: str) -> ChallengeOut:
     challenge = await curation.publish(ctx=call.ctx, actor=call.user, public_id=challenge_id)
     return await challenge_out(challenge, now=call.clock.now())
 
 
 @challenges_bp.get("/challenges/<challenge_id:str>/results")
 @endpoint(summary="挑战评审结果（公开）", tag=CTAG, public=True, response=ResultsOut, errors=(404,))
-async def results(request: Request, call: Call, challenge_id: str) -> ResultsOut:
+async def results(request: Request, call: Call[None, None], challenge_id: str) -> ResultsOut:
     challenge = await curation.get_challenge(challenge_id, viewer=None)
     awarded, received = await judging.awarded(challenge=challenge)
     out = await challenge_out(challenge, now=call.clock.now())
@@ -301,13 +313,13 @@ async def results(request: Request, call: Call, challenge_id: str) -> ResultsOut
     status=204,
     errors=(404,),
 )
-async def follow(request: Request, call: Call, pain_point_id: str) -> None:
+async def follow(request: Request, call: Call[None, None], pain_point_id: str) -> None:
     await curation.follow(ctx=call.ctx, actor=call.user, pain_point_id=pain_point_id, on=True)
 
 
 @challenges_bp.delete("/pain-points/<pain_point_id:str>/follow")
 @endpoint(summary="取消关注", tag=CTAG, signed_in=True, status=204, errors=(404,))
-async def unfollow(request: Request, call: Call, pain_point_id: str) -> None:
+async def unfollow(request: Request, call: Call[None, None], pain_point_id: str) -> None:
     await curation.follow(ctx=call.ctx, actor=call.user, pain_point_id=pain_point_id, on=False)
 
 
@@ -321,7 +333,9 @@ async def unfollow(request: Request, call: Call, pain_point_id: str) -> None:
     status=201,
     errors=(404, 409, 422),
 )
-async def create_proposal(request: Request, call: Call, challenge_id: str) -> ProposalOut:
+async def create_proposal(
+    request: Request, call: Call[None, ProposalIn], challenge_id: str
+) -> ProposalOut:
     proposal = await proposals.create_proposal(
         ctx=call.ctx, actor=call.user, challenge_id=challenge_id, data=call.body
     )
@@ -336,14 +350,16 @@ async def create_proposal(request: Request, call: Call, challenge_id: str) -> Pr
     response=ProposalList,
     errors=(404,),
 )
-async def challenge_proposals(request: Request, call: Call, challenge_id: str) -> ProposalList:
+async def challenge_proposals(
+    request: Request, call: Call[None, None], challenge_id: str
+) -> ProposalList:
     rows = await proposals.list_for_challenge(actor=call.user, challenge_id=challenge_id)
     return ProposalList(items=[proposal_out(p) for p in rows])
 
 
 @challenges_bp.get("/me/proposals")
 @endpoint(summary="本企业的方案", tag=PTAG, roles=(Role.VENDOR,), response=ProposalList)
-async def my_proposals(request: Request, call: Call) -> ProposalList:
+async def my_proposals(request: Request, call: Call[None, None]) -> ProposalList:
     return ProposalList(items=[proposal_out(p) for p in await proposals.mine(actor=call.user)])
 
 
@@ -355,7 +371,7 @@ async def my_proposals(request: Request, call: Call) -> ProposalList:
     response=ProposalOut,
     errors=(404,),
 )
-async def get_proposal(request: Request, call: Call, proposal_id: str) -> ProposalOut:
+async def get_proposal(request: Request, call: Call[None, None], proposal_id: str) -> ProposalOut:
     return proposal_out(await proposals.get_readable(proposal_id, call.principal))
 
 
@@ -368,7 +384,9 @@ async def get_proposal(request: Request, call: Call, proposal_id: str) -> Propos
     response=ProposalOut,
     errors=(404, 409),
 )
-async def put_proposal(request: Request, call: Call, proposal_id: str) -> ProposalOut:
+async def put_proposal(
+    request: Request, call: Call[None, ProposalIn], proposal_id: str
+) -> ProposalOut:
     proposal = await proposals.update_proposal(
         ctx=call.ctx, actor=call.user, public_id=proposal_id, data=call.body
     )
@@ -379,7 +397,9 @@ async def put_proposal(request: Request, call: Call, proposal_id: str) -> Propos
 @endpoint(
     summary="提交方案", tag=PTAG, roles=(Role.VENDOR,), response=ProposalOut, errors=(404, 409)
 )
-async def submit_proposal(request: Request, call: Call, proposal_id: str) -> ProposalOut:
+async def submit_proposal(
+    request: Request, call: Call[None, None], proposal_id: str
+) -> ProposalOut:
     proposal = await proposals.submit_proposal(ctx=call.ctx, actor=call.user, public_id=proposal_id)
     return proposal_out(proposal)
 
@@ -388,7 +408,9 @@ async def submit_proposal(request: Request, call: Call, proposal_id: str) -> Pro
 @endpoint(
     summary="撤回方案", tag=PTAG, roles=(Role.VENDOR,), response=ProposalOut, errors=(404, 409)
 )
-async def withdraw_proposal(request: Request, call: Call, proposal_id: str) -> ProposalOut:
+async def withdraw_proposal(
+    request: Request, call: Call[None, None], proposal_id: str
+) -> ProposalOut:
     proposal = await proposals.withdraw_proposal(
         ctx=call.ctx, actor=call.user, public_id=proposal_id
     )
@@ -399,13 +421,15 @@ async def withdraw_proposal(request: Request, call: Call, proposal_id: str) -> P
 @endpoint(
     summary="方案的历次提交版本（保密）", tag=PTAG, public=True, response=VersionList, errors=(404,)
 )
-async def proposal_versions(request: Request, call: Call, proposal_id: str) -> VersionList:
+async def proposal_versions(
+    request: Request, call: Call[None, None], proposal_id: str
+) -> VersionList:
     return VersionList(items=await proposals.versions(actor=call.principal, public_id=proposal_id))
 
 
 @challenges_bp.get("/challenges/<challenge_id:str>/judges")
 @endpoint(summary="评委名单", tag=PTAG, roles=CURATORS, response=JudgeList, errors=(404,))
-async def list_judges(request: Request, call: Call, challenge_id: str) -> JudgeList:
+async def list_judges(request: Request, call: Call[None, None], challenge_id: str) -> JudgeList:
     return await judging.judges(challenge_id=challenge_id, actor=call.user)
 
 
@@ -413,7 +437,7 @@ async def list_judges(request: Request, call: Call, challenge_id: str) -> JudgeL
 @endpoint(
     summary="指派评委", tag=PTAG, roles=(Role.CURATOR,), body=JudgeIn, status=204, errors=(404,)
 )
-async def assign_judge(request: Request, call: Call, challenge_id: str) -> None:
+async def assign_judge(request: Request, call: Call[None, JudgeIn], challenge_id: str) -> None:
     await judging.assign_judge(
         ctx=call.ctx, actor=call.user, challenge_id=challenge_id, user_id=call.body.user_id
     )
@@ -428,7 +452,9 @@ async def assign_judge(request: Request, call: Call, challenge_id: str) -> None:
     status=204,
     errors=(404,),
 )
-async def declare_conflict(request: Request, call: Call, challenge_id: str) -> None:
+async def declare_conflict(
+    request: Request, call: Call[None, ConflictIn], challenge_id: str
+) -> None:
     await judging.declare_conflict(
         ctx=call.ctx,
         actor=call.user,
@@ -447,7 +473,7 @@ async def declare_conflict(request: Request, call: Call, challenge_id: str) -> N
     status=204,
     errors=(404, 409),
 )
-async def score(request: Request, call: Call, proposal_id: str) -> None:
+async def score(request: Request, call: Call[None, ScoreIn], proposal_id: str) -> None:
     await judging.score(ctx=call.ctx, actor=call.user, public_id=proposal_id, data=call.body)
 
 
@@ -459,7 +485,7 @@ async def score(request: Request, call: Call, proposal_id: str) -> None:
     response=ScoreBoard,
     errors=(404,),
 )
-async def scores(request: Request, call: Call, proposal_id: str) -> ScoreBoard:
+async def scores(request: Request, call: Call[None, None], proposal_id: str) -> ScoreBoard:
     return await judging.scoreboard(actor=call.user, public_id=proposal_id)
 
 
@@ -483,7 +509,9 @@ async def _decide(call: Call, proposal_id: str, outcome: ProposalStatus) -> Prop
     response=ProposalOut,
     errors=(404, 409),
 )
-async def shortlist_proposal(request: Request, call: Call, proposal_id: str) -> ProposalOut:
+async def shortlist_proposal(
+    request: Request, call: Call[None, Decision], proposal_id: str
+) -> ProposalOut:
     return await _decide(call, proposal_id, ProposalStatus.SHORTLISTED)
 
 
@@ -496,7 +524,7 @@ async def shortlist_proposal(request: Request, call: Call, proposal_id: str) -> 
     response=ProposalOut,
     errors=(404, 409),
 )
-async def award(request: Request, call: Call, proposal_id: str) -> ProposalOut:
+async def award(request: Request, call: Call[None, Decision], proposal_id: str) -> ProposalOut:
     return await _decide(call, proposal_id, ProposalStatus.AWARDED)
 
 
@@ -509,7 +537,7 @@ async def award(request: Request, call: Call, proposal_id: str) -> ProposalOut:
     response=ProposalOut,
     errors=(404, 409),
 )
-async def decline(request: Request, call: Call, proposal_id: str) -> ProposalOut:
+async def decline(request: Request, call: Call[None, DeclineIn], proposal_id: str) -> ProposalOut:
     return await _decide(call, proposal_id, ProposalStatus.DECLINED)
 
 
@@ -521,13 +549,13 @@ async def _booklet(call: Call, campaign_id: str) -> booklet.Booklet:
 
 @challenges_bp.get("/campaigns/<campaign_id:str>/booklet")
 @endpoint(summary="挑战手册（HTML，可打印）", tag=CTAG, public=True, errors=(404,))
-async def booklet_html(request: Request, call: Call, campaign_id: str) -> HTTPResponse:
+async def booklet_html(request: Request, call: Call[None, None], campaign_id: str) -> HTTPResponse:
     return html(booklet.render_html(await _booklet(call, campaign_id)))
 
 
 @challenges_bp.get("/campaigns/<campaign_id:str>/booklet.pdf")
 @endpoint(summary="挑战手册（PDF）", tag=CTAG, public=True, errors=(404,))
-async def booklet_pdf(request: Request, call: Call, campaign_id: str) -> HTTPResponse:
+async def booklet_pdf(request: Request, call: Call[None, None], campaign_id: str) -> HTTPResponse:
     data = await _booklet(call, campaign_id)
     pdf = await asyncio.to_thread(booklet.render_pdf, data)
     return raw(

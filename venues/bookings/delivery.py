@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from backend.access import AppContext
+from backend.context import AppContext
 from venues.bookings.models import MessageStatus, OutboxMessage
 from venues.bookings.settings import booking_settings
 

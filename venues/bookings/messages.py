@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from backend.access import AppContext
 from backend.clock import to_local
+from backend.context import AppContext
 from backend.models import User
 from backend.notifications import notify
 from venues.bookings.models import Booking, OutboxMessage

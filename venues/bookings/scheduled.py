@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from tortoise.transactions import in_transaction
 
-from backend.access import AppContext
+from backend.context import AppContext
 from venues.bookings import service
 from venues.bookings.delivery import deliver_outbox
 from venues.bookings.messages import booking_message

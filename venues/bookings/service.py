@@ -18,9 +18,10 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from backend import hours
-from backend.access import AppContext, Principal
+from backend.access import Principal
 from backend.audit import record
 from backend.clock import SHANGHAI, to_local
+from backend.context import AppContext
 from backend.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
 from backend.models import User
 from venues.bookings.messages import booking_message

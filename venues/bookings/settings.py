@@ -7,12 +7,14 @@ Every variable is listed in docs (bookings section).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, get_type_hints
 
-from backend.config import SettingsError, parse_bool
+from pydantic import Field, create_model
+from pydantic_core import ErrorDetails
+
+from backend.config import EnvBool, EnvSettings
 from backend.context import AppContext, Slot
 
 POLICY_ENV_PREFIX = "SMARTCIRCLE_BOOKING_"
@@ -56,31 +58,55 @@ class BookingSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BookingSettings:
         """Settings from ``SMARTCIRCLE_BOOKING_*`` and ``WECHAT_TEMPLATE_BOOKING_*``."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for item in fields(Policy):
-            raw = env.get(POLICY_ENV_PREFIX + item.name.upper())
-            if raw is None or raw == "":
-                continue
-            if item.type in (bool, "bool"):
-                try:
-                    values[item.name] = parse_bool(raw)
-                except SettingsError:
-                    raise SettingsError(
-                        f"{POLICY_ENV_PREFIX}{item.name.upper()} 应为 true 或 false"
-                    ) from None
-                continue
-            try:
-                values[item.name] = int(raw)
-            except ValueError:
-                raise SettingsError(f"{POLICY_ENV_PREFIX}{item.name.upper()} 应为整数") from None
+        read = _BookingEnvironment.read_env(env)
+        policy = Policy(**{item.name: getattr(read, item.name) for item in fields(Policy)})
         templates = {
-            kind: env[f"WECHAT_TEMPLATE_BOOKING_{kind.upper()}"]
+            kind: template
             for kind in TEMPLATE_KINDS
-            if env.get(f"WECHAT_TEMPLATE_BOOKING_{kind.upper()}")
+            if (template := getattr(read, f"template_{kind}"))
         }
-        page = env.get("WECHAT_PAGE_BOOKING") or cls.page
-        return cls(policy=Policy(**values), templates=templates, page=page)
+        return cls(policy=policy, templates=templates, page=read.page)
+
+
+class _BookingEnvironmentBase(EnvSettings):
+    """The booking variables, read and validated by pydantic-settings (empty means unset).
+
+    The policy rules (``SMARTCIRCLE_BOOKING_<RULE>``) are added from :class:`Policy`'s fields.
+    """
+
+    template_confirmed: str = Field("", validation_alias="WECHAT_TEMPLATE_BOOKING_CONFIRMED")
+    template_cancelled: str = Field("", validation_alias="WECHAT_TEMPLATE_BOOKING_CANCELLED")
+    template_reminder: str = Field("", validation_alias="WECHAT_TEMPLATE_BOOKING_REMINDER")
+    template_waitlist_offer: str = Field(
+        "", validation_alias="WECHAT_TEMPLATE_BOOKING_WAITLIST_OFFER"
+    )
+    page: str = Field(BookingSettings.page, validation_alias="WECHAT_PAGE_BOOKING")
+
+    @classmethod
+    def explain(cls, variable: str, error: ErrorDetails) -> str:
+        if error["type"].startswith("int_"):
+            return f"{variable} 应为整数"
+        if error["type"] == "value_error":
+            return f"{variable} 应为 true 或 false"
+        return f"{variable}: {error['msg']}"
+
+
+def _policy_fields() -> dict[str, Any]:
+    """One field per policy rule, read from ``SMARTCIRCLE_BOOKING_<RULE>``."""
+    hints = get_type_hints(Policy)
+    return {
+        item.name: (
+            EnvBool if hints[item.name] is bool else hints[item.name],
+            Field(item.default, validation_alias=POLICY_ENV_PREFIX + item.name.upper()),
+        )
+        for item in fields(Policy)
+    }
+
+
+# Built from Policy's fields, so a new rule is configurable from the environment at once.
+_BookingEnvironment: type[_BookingEnvironmentBase] = create_model(
+    "_BookingEnvironment", __base__=_BookingEnvironmentBase, **_policy_fields()
+)
 
 
 BOOKING_SETTINGS: Slot[BookingSettings] = Slot("bookings.settings")
