@@ -21,7 +21,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP) ## create the virtualenv and install pinned dependencies
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP) ## create the virtualenv, install pinned Python and front-end packages
 
 migrate: install ## apply database migrations (embedded SQLite unless DATABASE_URL is set)
 	$(BIN)/python -m server migrate
@@ -69,4 +75,4 @@ bench-services: install services-up ## the same measurements on PostgreSQL, Redi
 	source var/services/env && BENCH_PROFILE=services $(BIN)/python -m bench
 
 clean: ## remove the virtualenv and local data
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var node_modules
