@@ -10,9 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tortoise.transactions import in_transaction
-
 from backend import hours
+from backend.uow import unit_of_work
 from fixtures.books_demo import generate_books, generate_holdings
 from fixtures.venues_demo import generate_venues
 from search.models import IndexOutbox
@@ -46,7 +45,7 @@ async def load_demo_venues(*, now: datetime, seed: int = 20180701, count: int = 
         ids = [r["public_id"] for r in batch]
         existing = set(await Venue.filter(public_id__in=ids).values_list("public_id", flat=True))
         fresh = [Venue(**checked_row(r)) for r in batch if r["public_id"] not in existing]
-        async with in_transaction():
+        async with unit_of_work():
             await Venue.bulk_create(fresh, batch_size=BATCH)
             await IndexOutbox.bulk_create(
                 [IndexOutbox(venue_public_id=v.public_id, created_at=now) for v in fresh],
