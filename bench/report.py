@@ -11,6 +11,7 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,6 @@ from bench.ceilings import SKIPPED_EMBEDDED
 from bench.config import BenchConfig
 from bench.data import Plan
 from bench.figures import Figure
-from bench.scenarios import TITLES
 
 
 def machine() -> dict[str, Any]:
@@ -55,6 +55,7 @@ def write(
     machine_before: dict[str, Any],
     titles: dict[str, str],
 ) -> list[Path]:
+    """Write the JSON and Markdown of this run, and its section of docs/benchmarks.md."""
     result = {
         "profile": config.profile,
         "variant": config.variant,
@@ -65,7 +66,7 @@ def write(
         "wall_s": round(time.time() - began),
         "machine": machine_before | {"load_average_after": machine()["load_average"]},
         "data": plan.sizes(),
-        "figures": [f.as_json() for f in figures],
+        "figures": [{"title": titles.get(f.scenario, f.scenario)} | f.as_json() for f in figures],
         "checks": checks,
         "notes": [SKIPPED_EMBEDDED] if config.profile == "embedded" else [],
     }
@@ -74,7 +75,7 @@ def write(
     paths = [stem.with_suffix(".json"), config.out_dir / f"{stem.name}-{stamp}.json"]
     for path in paths:
         path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
-    markdown = render(result, titles | TITLES)
+    markdown = render(result)
     paths.append(stem.with_suffix(".md"))
     paths[-1].write_text(markdown, encoding="utf-8")
     if config.docs is not None:
@@ -83,19 +84,25 @@ def write(
     return paths
 
 
+def _busy(m: dict[str, Any]) -> str:
+    if max(m["load_average"][0], m["load_average_after"][0]) < 0.5 * (m["cores"] or 1):
+        return ""
+    return " The machine was busy with other work while measured: compare within one run only."
+
+
 def _ms(value: float) -> str:
     return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
-def render(result: dict[str, Any], titles: dict[str, str]) -> str:
+def render(result: dict[str, Any]) -> str:
+    """The Markdown of one run's JSON (``python -m bench.report FILE.json`` prints it again)."""
     m, d = result["machine"], result["data"]
     lines = [
         f"### {result['profile']} profile, {result['variant']} variant — {result['started']}",
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB memory, {m['os']}, "
         f"Python {m['python']}; load average {m['load_average'][0]} before, "
-        f"{m['load_average_after'][0]} after (1 min). Shared with other work while measured: "
-        "compare figures within one run only.",
+        f"{m['load_average_after'][0]} after (1 min).{_busy(m)}",
         "",
         f"Server: `sanic bench.app:create_bench_app --factory --workers {result['workers']}` "
         f"on 127.0.0.1; load: {m.get('wrk', 'wrk')} and `bench.pyload` (asyncio); "
@@ -110,7 +117,7 @@ def render(result: dict[str, Any], titles: dict[str, str]) -> str:
     ]
     for f in result["figures"]:
         lines.append(
-            f"| {titles.get(f['scenario'], f['scenario'])} | {f['concurrency']} | {f['rps']:,.1f} "
+            f"| {f['title']} | {f['concurrency']} | {f['rps']:,.1f} "
             f"| {_ms(f['p50_ms'])} | {_ms(f['p95_ms'])} | {_ms(f['p99_ms'])} | {f['errors']} |"
         )
     lines += [
@@ -124,7 +131,7 @@ def render(result: dict[str, Any], titles: dict[str, str]) -> str:
     for f in result["figures"]:
         for name, r in f["ratios"].items():
             lines.append(
-                f"| {titles.get(f['scenario'], f['scenario'])} | {f['concurrency']} | {name} "
+                f"| {f['title']} | {f['concurrency']} | {name} "
                 f"| {r['rps']:.3f} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} |"
             )
     lines += ["", *_checks(result["checks"]), *(f"- {note}" for note in result["notes"]), ""]
@@ -159,3 +166,7 @@ def update_docs(path: Path, section: str, markdown: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    print(render(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))
