@@ -56,8 +56,8 @@ class Template:
     fields: tuple[Field, ...]
 
 
-def _base(name: str, label: str) -> Field:
-    return Field(name, label, "base")
+def _base(name: str, label: str, required: bool = True) -> Field:
+    return Field(name, label, "base", required)
 
 
 def _typed(name: str, label: str, required: bool = True) -> Field:
@@ -94,8 +94,8 @@ TEMPLATES: dict[str, Template] = {
                 _base("phone", "联系电话"),
                 _base("community", "所在社区"),
                 _base("address", "居住地址"),
-                _base("household_size", "同住人数"),
-                _base("tags", "人员类别"),
+                _base("household_size", "同住人数", required=False),
+                _base("tags", "人员类别", required=False),
                 _typed("visit_date", "走访日期"),
                 _typed("situation", "走访情况"),
                 _typed("needs", "需求与困难", required=False),

@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.models import Model
 
 from backend.access import Principal
 from backend.context import AppContext
@@ -212,6 +214,7 @@ async def run_import(ctx: AppContext, job_id: int, data: bytes, actor: Principal
     ring = key_ring(ctx)
     try:
         await ImportJob.filter(id=job_id).update(status=JobStatus.RUNNING)
+        started = time.monotonic()
         parsed = await asyncio.to_thread(
             parse_file,
             data,
@@ -220,6 +223,7 @@ async def run_import(ctx: AppContext, job_id: int, data: bytes, actor: Principal
             today=ctx.clock.local_now().date(),
             max_rows=resident_settings(ctx).import_max_rows,
         )
+        parsed_at = time.monotonic()
         await _store_errors(job, parsed, ring)
         await ImportJob.filter(id=job_id).update(
             total=len(parsed.good) + len(parsed.bad),
@@ -237,6 +241,17 @@ async def run_import(ctx: AppContext, job_id: int, data: bytes, actor: Principal
                 failed=job.failed, errors=job.errors[:STORED_ERRORS],
             )  # fmt: skip
         await _store_errors(job, parsed, ring)
+        log.warning(
+            "import done",
+            extra={
+                "import": job.public_id,
+                "rows": job.total,
+                "rows_created": job.created,
+                "rows_failed": job.failed,
+                "parse_seconds": round(parsed_at - started, 2),
+                "store_seconds": round(time.monotonic() - parsed_at, 2),
+            },
+        )
         await ImportJob.filter(id=job_id).update(
             status=JobStatus.DONE, finished_at=ctx.clock.now(), processed=job.total
         )
@@ -326,50 +341,80 @@ async def _insert_new(
         communities[name] = (await community_named(street, name)).id
     households = await _households(street, new_rows, communities)
     now = ctx.clock.now()
-    residents = [
-        Resident(
-            public_id=row["public_id"],
-            street_code=street,
-            community_id=communities[row["community"]],
-            household_id=households.get((communities[row["community"]], row["address"])),
-            relation=row["relation"],
-            gender=row["gender"],
-            birth_date=row["birth_date"],
-            tags=tag_string(row["tags"]),
-            created_at=now,
-            updated_at=now,
-            **{k: row[k] for k in _SEALED},
-        )
-        for row in new_rows
-    ]
-    await Resident.bulk_create(residents, batch_size=BATCH)
+    await bulk_insert(
+        Resident,
+        [
+            {
+                "public_id": row["public_id"],
+                "street_code": street,
+                "community_id": communities[row["community"]],
+                "household_id": households.get((communities[row["community"]], row["address"])),
+                "relation": row["relation"],
+                "gender": row["gender"],
+                "birth_date": row["birth_date"],
+                "tags": tag_string(row["tags"]),
+                "created_at": now,
+                "updated_at": now,
+                **{k: row[k] for k in _SEALED},
+            }
+            for row in new_rows
+        ],
+    )
     ids = dict(
         await Resident.filter(public_id__in=[r["public_id"] for r in new_rows]).values_list(
             "public_id", "id"
         )
     )
-    await ResidentVersion.bulk_create(
+    await bulk_insert(
+        ResidentVersion,
         [
-            ResidentVersion(
-                resident_id=ids[row["public_id"]],
-                version=1,
-                action="import",
-                actor=actor.user_id,
-                actor_role=actor.role.value,
-                at=now,
-                changes={
+            {
+                "resident_id": ids[row["public_id"]],
+                "version": 1,
+                "action": "import",
+                "actor": actor.user_id,
+                "actor_role": actor.role.value,
+                "at": now,
+                "changes": {
                     "import": job.public_id,
                     "row": row["row"],
                     "id_number": {"before": None, "after": row["history"]["id_number"]},
                     "phone": {"before": None, "after": row["history"]["phone"]},
                     "tags": {"before": None, "after": row["tags"]},
                 },
-            )
+            }
             for row in new_rows
         ],
-        batch_size=BATCH,
     )
     return len(new_rows), unchanged, bad
+
+
+async def bulk_insert(model: type[Model], rows: list[dict[str, Any]]) -> None:
+    """One multi-row INSERT (executemany) of plain values, through the model's own column
+    conversions but without building a model instance per row (which dominated a 50k import)."""
+    if not rows:
+        return
+    db = model._meta.db
+    executor = db.executor_class(model=model, db=db)
+    fields_map = model._meta.fields_map
+    columns = executor.regular_columns
+    defaults: dict[str, Any] = {}
+    for name in columns:
+        default = fields_map[name].default
+        defaults[name] = default
+    values = []
+    for row in rows:
+        record = []
+        for name in columns:
+            if name in row:
+                value = row[name]
+            else:
+                default = defaults[name]
+                value = default() if callable(default) else default
+            record.append(fields_map[name].to_db_value(value, model))
+        values.append(record)
+    for start in range(0, len(values), BATCH):
+        await db.execute_many(executor.insert_query, values[start : start + BATCH])
 
 
 _SEALED = (

@@ -185,6 +185,18 @@ async def _kv_dump(kv) -> str:
     return "\n".join(parts)
 
 
+async def _search_index_dump(ctx) -> str:
+    """Every document of this run's Elasticsearch indexes (services profile; none embedded)."""
+    if ctx.elastic is None:
+        return ""
+    pattern = f"{ctx.settings.es_index_prefix}*"
+    await ctx.elastic.client.indices.refresh(index=pattern, allow_no_indices=True)
+    found = await ctx.elastic.client.search(
+        index=pattern, size=10000, query={"match_all": {}}, allow_no_indices=True
+    )
+    return repr(found.body)
+
+
 async def test_no_plaintext_in_the_database_kv_store_or_logs(client, ctx, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     logging.getLogger("smartcircle").addHandler(caplog.handler)
@@ -239,8 +251,14 @@ async def test_no_plaintext_in_the_database_kv_store_or_logs(client, ctx, caplog
         assert "residents_resident" in database and rid in database
         kv = await _kv_dump(ctx.kv)
         assert "bind-attempts" in kv
+        index = await _search_index_dump(ctx)
         logs = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
-        for where, text in (("database", database), ("kv", kv), ("logs", logs)):
+        for where, text in (
+            ("database", database),
+            ("kv", kv),
+            ("logs", logs),
+            ("search index", index),
+        ):
             for secret in (name, number, phone, "13955557777", "测试备注内容"):
                 assert secret not in text, (where, secret)
     finally:
