@@ -248,6 +248,9 @@ async def submit(*, ctx: AppContext, actor: Principal, public_id: str, data: For
             f"form:{form.public_id}",
         )
         await form.save()
+        await record_access(
+            ctx=ctx, actor=actor, resident_ids=[resident.id], kind="form", reason=template.title
+        )
     return _form_out(form, resident, template, values, sources)
 
 

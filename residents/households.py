@@ -9,8 +9,10 @@ from tortoise.functions import Count
 
 from backend import paging
 from backend.access import Principal
+from backend.audit import record
 from backend.context import AppContext
 from backend.errors import Conflict
+from backend.uow import unit_of_work
 from residents.access_log import record_access
 from residents.identity import age_on
 from residents.models import Community, Household, Resident, ResidentStatus
@@ -134,7 +136,14 @@ async def update_household(
     )
     if clash:
         raise Conflict("该地址已有户", code="household_exists", fields={"address": "已存在"})
-    await Household.filter(id=household.id).update(address=address)
+    async with unit_of_work():
+        await Household.filter(id=household.id).update(address=address)
+        await record(
+            ctx=ctx,
+            actor=actor,
+            action="residents.household_moved",
+            obj=("household", household.public_id),
+        )
     household.address = address
     today = ctx.clock.local_now().date()
     return await household_out(household, ctx=ctx, actor=actor, today=today, log=False)

@@ -22,13 +22,13 @@ from datetime import date, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.models import Model
 
 from backend.access import Principal
 from backend.context import AppContext
 from backend.errors import NotFound, ValidationFailed
 from backend.models import new_public_id
 from backend.uow import unit_of_work
+from residents.bulk import bulk_insert
 from residents.crypto import KeyRing
 from residents.households import clean_address, community_named
 from residents.identity import (
@@ -241,7 +241,7 @@ async def run_import(ctx: AppContext, job_id: int, data: bytes, actor: Principal
                 failed=job.failed, errors=job.errors[:STORED_ERRORS],
             )  # fmt: skip
         await _store_errors(job, parsed, ring)
-        log.warning(
+        log.info(
             "import done",
             extra={
                 "import": job.public_id,
@@ -387,34 +387,6 @@ async def _insert_new(
         ],
     )
     return len(new_rows), unchanged, bad
-
-
-async def bulk_insert(model: type[Model], rows: list[dict[str, Any]]) -> None:
-    """One multi-row INSERT (executemany) of plain values, through the model's own column
-    conversions but without building a model instance per row (which dominated a 50k import)."""
-    if not rows:
-        return
-    db = model._meta.db
-    executor = db.executor_class(model=model, db=db)
-    fields_map = model._meta.fields_map
-    columns = executor.regular_columns
-    defaults: dict[str, Any] = {}
-    for name in columns:
-        default = fields_map[name].default
-        defaults[name] = default
-    values = []
-    for row in rows:
-        record = []
-        for name in columns:
-            if name in row:
-                value = row[name]
-            else:
-                default = defaults[name]
-                value = default() if callable(default) else default
-            record.append(fields_map[name].to_db_value(value, model))
-        values.append(record)
-    for start in range(0, len(values), BATCH):
-        await db.execute_many(executor.insert_query, values[start : start + BATCH])
 
 
 _SEALED = (

@@ -168,6 +168,7 @@ async def test_fifty_thousand_rows_in_the_background_with_progress(client):
     assert (await client.get("/api/v1/residents/tags", headers=headers)).status_code == 200
     done = await _finish(client, headers, job, timeout=120)
     elapsed = time.monotonic() - started
+    print(f"50k import: {elapsed:.1f} s")
     assert done["status"] == "done", done
     assert (done["total"], done["created"], done["failed"]) == (50_000, 50_000, 0)
     assert done["percent"] == 100 and done["processed"] == 50_000

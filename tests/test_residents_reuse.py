@@ -141,33 +141,27 @@ async def test_forms_are_prefilled_and_the_reuse_rate_is_counted_per_street(clie
 
 
 async def test_the_demo_loads_residents_of_heyedi_with_valid_numbers(client, ctx, settings) -> None:
-    from fixtures.demo import load_demo
-    from residents.identity import parse_id_number
+    from fixtures.residents_demo import load_residents_demo
     from residents.presenters import decrypt_resident
     from residents.settings import key_ring
 
-    await load_demo(settings, venues=50, books=20)
-    await load_demo(settings, venues=50, books=20)  # idempotent
+    first = await load_residents_demo(settings)
+    assert "荷叶地街道" in first[0]
+    assert await load_residents_demo(settings) == ["residents: already there"]  # idempotent
     residents = await Resident.filter(street_code="340104011")
     assert 200 <= len(residents) <= 600
     ring = key_ring(ctx)
     for resident in residents:
         clear = decrypt_resident(ring, resident)
-        assert ric.is_valid(clear.id_number) or parse_id_number(clear.id_number)
-        assert ric.calc_check_digit(clear.id_number) == clear.id_number[-1]
+        number = clear.id_number
+        assert ric.calc_check_digit(number) == number[-1] and number.startswith("340104")
+        assert ric.get_birth_date(number) == resident.birth_date
         assert clear.name.startswith("示例居民")
-    login = await client.post(
-        "/api/v1/auth/login", json={"username": "street", "password": "demo-street-2026"}
-    )
-    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    headers = await worker(client)
     alone = await client.get("/api/v1/residents/lists?preset=elderly_alone", headers=headers)
     assert alone.json()["total"] > 5
-    bureau = await client.post(
-        "/api/v1/auth/login", json={"username": "admin", "password": "demo-admin-2026"}
-    )
-    stats = await client.get(
-        "/api/v1/residents/statistics",
-        headers={"Authorization": f"Bearer {bureau.json()['access_token']}"},
-    )
-    street = stats.json()["streets"][0]
+    bureau = await headers_for(client, Role.BUREAU_ADMIN)
+    stats = (await client.get("/api/v1/residents/statistics", headers=bureau)).json()
+    street = stats["streets"][0]
+    assert street["residents"] == len(residents)
     assert street["forms"] > 0 and street["reuse_rate"] > 0.5
