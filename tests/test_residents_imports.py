@@ -175,3 +175,34 @@ async def test_fifty_thousand_rows_in_the_background_with_progress(client):
     assert any(0 < p < 100 for p in done["percents"]), done["percents"][:20]
     assert await Resident.all().count() == 50_000
     assert elapsed < 90, elapsed
+
+
+def test_the_lean_xlsx_reader_agrees_with_openpyxl() -> None:
+    from residents.sheets import _lean_xlsx_rows, _openpyxl_rows, read_rows
+
+    book = Workbook()  # the normal mode writes shared strings, as Excel does
+    sheet = book.active
+    sheet.append(HEADER)
+    sheet.append(
+        ["荷叶地社区", "路 1 号 & 2 号", "户主", "测试<甲>", id_number(), 13800000001, "", ""]
+    )
+    sheet.append([None, None, None, None, None, None, None, None])
+    sheet["C4"] = "子女"
+    sheet["H4"] = 12.5
+    out = io.BytesIO()
+    book.save(out)
+    data = out.getvalue()
+
+    def trimmed(rows):
+        result = []
+        for row in rows:
+            while row and row[-1] == "":
+                row = row[:-1]
+            result.append(row)
+        return result
+
+    lean = trimmed(list(_lean_xlsx_rows(data)))
+    reference = trimmed(list(_openpyxl_rows(data)))
+    assert lean == reference
+    assert lean[1][5] == "13800000001" and lean[3] == ["", "", "子女", "", "", "", "", "12.5"]
+    assert trimmed(list(read_rows(data))) == reference
