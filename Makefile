@@ -48,7 +48,7 @@ serve: install ## serve with the current environment's settings
 lint: install ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy backend search crowdsource venues admin_console fixtures server bench
+	$(BIN)/mypy backend search crowdsource venues residents admin_console fixtures server bench
 	$(BIN)/lint-imports
 
 test-embedded: install ## the suite on the embedded profile (SQLite, in-process KV, database search)
