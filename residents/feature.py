@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from backend.context import AppContext
 from backend.features import Feature, ModelApp
-from residents.imports import fail_interrupted_imports
+from residents.imports import cancel_running_imports, fail_interrupted_imports
 from residents.rotation import resume_rotation, stop_rotation
 from residents.settings import RESIDENT_SETTINGS, ResidentSettings
 from residents.views import bp, me_bp
@@ -17,10 +17,15 @@ async def _start(ctx: AppContext) -> None:
     await resume_rotation(ctx)
 
 
+async def _stop(ctx: AppContext) -> None:
+    await cancel_running_imports()
+    await stop_rotation(ctx)
+
+
 FEATURE = Feature(
     name="residents",
     blueprints=(bp, me_bp),
     models={"residents": ModelApp(("residents.models",), "residents.migrations")},
     on_start=(_start,),
-    on_stop=(stop_rotation,),
+    on_stop=(_stop,),
 )

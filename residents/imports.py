@@ -471,6 +471,14 @@ async def error_sheet(*, ctx: AppContext, actor: Principal, public_id: str) -> b
     return await asyncio.to_thread(write_xlsx, "错误行", [*sheet["header"], "错误"], rows)
 
 
+async def cancel_running_imports() -> None:
+    """Stop this process's import tasks (shutdown, tests); their jobs stay resumable by upload."""
+    tasks = list(_TASKS)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def fail_interrupted_imports(ctx: AppContext) -> None:
     """At start-up: jobs still running after half an hour were cut off by a stopped process
     (an import takes about a minute); uploading the file again is safe."""

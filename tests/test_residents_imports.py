@@ -9,11 +9,21 @@ import io
 import time
 from datetime import date, timedelta
 
+import pytest
 from openpyxl import Workbook, load_workbook
 from stdnum.cn import ric
 
+from residents.imports import cancel_running_imports
 from residents.models import Resident, ResidentVersion
 from tests.residents_helpers import id_number, worker
+
+
+@pytest.fixture(autouse=True)
+async def _no_import_outlives_its_test():
+    """A failed (timed-out) import test must not keep writing into the next test's tables."""
+    yield
+    await cancel_running_imports()
+
 
 HEADER = ["社区", "地址", "与户主关系", "姓名", "身份证号", "电话", "标签", "备注"]
 
