@@ -1,7 +1,8 @@
 """Exports of a campaign's pain points with their vote counts: CSV (UTF-8 with BOM) and XLSX.
 
-Every pain point of the campaign is exported, whatever its status, with the votes counted in the
-database (the truth, not the live counters), per audience, and its submission time in
+Every pain point of the campaign is exported, whatever its status and whether or not the public
+can see it (the column 公开 says so, by the campaign's moderation policy), with the votes counted
+in the database (the truth, not the live counters), per audience, and its submission time in
 Asia/Shanghai. No personal data: no author, company or department contact, no photos. Rows are
 read in batches and the file is built in a worker thread, so a large campaign does not block the
 event loop. A cell that a spreadsheet would read as a formula (starting with ``=``, ``+``, ``-``,
@@ -24,7 +25,8 @@ from backend.clock import to_local
 from backend.context import AppContext
 from crowdsource import counters
 from crowdsource.campaigns import get_campaign_or_raise
-from crowdsource.models import Campaign, PainPoint
+from crowdsource.models import Campaign, PainPoint, Status
+from crowdsource.visibility import why_not_public_state
 
 BATCH = 1000
 HEADERS = (
@@ -41,6 +43,7 @@ HEADERS = (
     "企业票数",
     "部门票数",
     "提交时间（北京时间）",
+    "公开",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -99,6 +102,9 @@ async def export_rows(*, ctx: AppContext, principal: Principal, campaign_id: str
                     c.get("enterprise", 0),
                     c.get("department", 0),
                     created,
+                    "否"
+                    if why_not_public_state(Status(item["status"]), bool(item["hidden"]), campaign)
+                    else "是",
                 )
             )
         if len(batch) < BATCH:

@@ -75,10 +75,13 @@ REFUSAL_CODES = (
     "already_voted",
     "phase_closed",
     "pain_point_hidden",
+    "pain_point_pending_review",
     "pain_point_invalid",
     "pain_point_duplicate",
     "vote_budget_exhausted",
     "audience_not_invited",
+    "not_vendor_member",
+    "vendor_not_verified",
     "account_disabled",
 )
 _CONTEXT = b"smartcircle/vote-origin/v1:"

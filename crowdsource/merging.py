@@ -21,8 +21,9 @@ from backend.errors import Conflict, Unprocessable, ValidationFailed
 from backend.uow import unit_of_work
 from crowdsource import counters
 from crowdsource.models import Campaign, Merge, PainPoint, Participant, Status, Vote
-from crowdsource.pain_points import LISTED, get_pain_point_or_raise
+from crowdsource.pain_points import get_pain_point_or_raise
 from crowdsource.schemas import MergeIn
+from crowdsource.visibility import listed_statuses
 
 log = logging.getLogger("smartcircle.crowdsource")
 
@@ -92,9 +93,10 @@ async def merge_pain_points(
         raise Unprocessable(
             "不能合并到自身", code="merge_into_self", fields={"source": "不能是本条"}
         )
-    if target.status not in LISTED:
+    listed = listed_statuses(campaign)
+    if target.status not in listed:
         raise Unprocessable(
-            "只能合并到有效或待审核的痛点",
+            "只能合并到公开列出的痛点（先审后发的活动中须已审核有效）",
             code="merge_target_not_listed",
             fields={"target": target.status.value},
         )
@@ -119,7 +121,14 @@ async def merge_pain_points(
         now = ctx.clock.now()
         try:
             async with unit_of_work() as uow:
-                await _claim_pair(target=target, source=source, actor=actor, reason=reason, now=now)
+                await _claim_pair(
+                    target=target,
+                    source=source,
+                    listed=listed,
+                    actor=actor,
+                    reason=reason,
+                    now=now,
+                )
                 if await Merge.filter(source_id=source.id).exists():
                     raise Conflict("该痛点已被合并过", code="already_merged")
                 moved, doubled = await _fold_votes(
@@ -167,12 +176,18 @@ async def merge_pain_points(
 
 
 async def _claim_pair(
-    *, target: PainPoint, source: PainPoint, actor: Principal, reason: str, now: datetime
+    *,
+    target: PainPoint,
+    source: PainPoint,
+    listed: tuple[Status, ...],
+    actor: Principal,
+    reason: str,
+    now: datetime,
 ) -> None:
     """Re-check both items under row locks taken in id order (so two merges cannot deadlock)."""
     for pk in sorted((target.id, source.id)):
         if pk == target.id:
-            claimed = await PainPoint.filter(id=pk, status__in=LISTED).update(updated_at=now)
+            claimed = await PainPoint.filter(id=pk, status__in=listed).update(updated_at=now)
         else:
             claimed = await PainPoint.filter(
                 Q(duplicate_of_id__isnull=True) | Q(duplicate_of_id=target.id),

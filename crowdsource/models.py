@@ -28,6 +28,13 @@ class Phase(StrEnum):
     CLOSED = "closed"
 
 
+class ModerationPolicy(StrEnum):
+    """When a submission becomes public: after a curator marks it valid, or at once."""
+
+    PRE = "pre"
+    POST = "post"
+
+
 class Status(StrEnum):
     SUBMITTED = "submitted"
     VALID = "valid"
@@ -58,6 +65,14 @@ class Campaign(Model):
     vote_budget = fields.IntField(null=True)
     votes_per_minute_person = fields.IntField(default=30)
     votes_per_minute_ip = fields.IntField(default=600)
+    # pre: public once a curator marks it valid. post: public at once, hidden if judged invalid.
+    # The database default fills the rows that existed before the column (see migration 0005).
+    moderation = fields.CharEnumField(
+        ModerationPolicy,
+        max_length=8,
+        default=ModerationPolicy.PRE,
+        db_default=ModerationPolicy.PRE.value,
+    )
     created_by = fields.CharField(max_length=32, default="")
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
@@ -232,6 +247,12 @@ class Open311Client(Model):
     account_id: int
     audience = fields.CharEnumField(Audience, max_length=16, default=Audience.RESIDENT)
     organisation = fields.CharField(max_length=100, null=True)
+    # An enterprise client speaks for one verified vendor (challenges app): its requests carry
+    # the vendor's registered name, and stop when the vendor is no longer verified.
+    vendor: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+        "challenges.Vendor", related_name="open311_clients", null=True, on_delete=fields.SET_NULL
+    )
+    vendor_id: int | None
     requests_per_minute = fields.IntField(default=60)
     created_by = fields.CharField(max_length=32)
     created_at = fields.DatetimeField()

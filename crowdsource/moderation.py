@@ -14,7 +14,6 @@ from backend.uow import unit_of_work
 from crowdsource.campaigns import get_campaign_or_raise, parse_time
 from crowdsource.models import PainPoint, Phase, Report, Status
 from crowdsource.pain_points import (
-    LISTED,
     campaign_counts,
     get_pain_point_or_raise,
     user_pk,
@@ -23,6 +22,7 @@ from crowdsource.pain_points import (
 from crowdsource.phases import phases_at
 from crowdsource.presenters import pain_point_out, report_out
 from crowdsource.schemas import ModerationIn, PainPointList, ReportOut
+from crowdsource.visibility import listed_statuses
 
 REPORTS_PER_HOUR = 30
 
@@ -49,9 +49,9 @@ async def moderate(
             raise Unprocessable(
                 "不能与自身重复", code="duplicate_of_self", fields={"duplicate_of": "不能是本条"}
             )
-        if target.status not in LISTED:
+        if target.status not in listed_statuses(item.campaign):
             raise Unprocessable(
-                "目标痛点本身无效或已是重复项",
+                "目标痛点须为公开列出的痛点（先审后发的活动中须已审核有效）",
                 code="duplicate_target_not_listed",
                 fields={"duplicate_of": target.status.value},
             )

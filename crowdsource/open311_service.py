@@ -15,7 +15,17 @@
 * **Campaign.** Requests go into the campaign that is collecting now (the most recently started
   one if several are); services are that campaign's categories.
 * **Status.** submitted / valid → ``open``; invalid, duplicate and merged → ``closed`` with
-  ``status_notes`` saying why. Hidden items (awaiting review after reports) are not listed.
+  ``status_notes`` saying why.
+* **Who sees what** follows the campaign's moderation policy (:mod:`crowdsource.visibility`),
+  as the API does. The lists show the public items, and the closure of those judged invalid
+  (status and reason, never their content). An item the public may not see yet (awaiting review
+  under pre-moderation, hidden by reports) is left out of the lists; asked for by its id
+  (``requests/{id}`` or ``service_request_id``) it answers its status and notes without its
+  content, so the client that submitted it can follow it. The reply to a submission
+  (``service_notice``) says when the request becomes public, by the same policy.
+* **Enterprise clients** speak for one verified vendor (:mod:`crowdsource.voices`): the bureau
+  names the vendor when it registers the client, requests carry the vendor's registered name, and
+  the key stops submitting (403) while the vendor is not verified.
 """
 
 from __future__ import annotations
@@ -35,11 +45,13 @@ from backend.errors import (
     Forbidden,
     NotFound,
     RateLimited,
+    Unprocessable,
     ValidationFailed,
 )
 from backend.models import Role, User
 from backend.security import digest, new_secret
 from backend.uow import unit_of_work
+from crowdsource.challenges.models import Vendor, VendorStatus
 from crowdsource.models import (
     Audience,
     Campaign,
@@ -49,7 +61,7 @@ from crowdsource.models import (
     Participant,
     Status,
 )
-from crowdsource.pain_points import LISTED, check_category, require_invited
+from crowdsource.pain_points import check_category
 from crowdsource.presenters import CLOSED, OPEN, RequestLinks, client_out, request_out
 from crowdsource.schemas import (
     Open311ClientCreate,
@@ -58,6 +70,8 @@ from crowdsource.schemas import (
     Open311RequestIn,
     Open311RequestsQuery,
 )
+from crowdsource.visibility import public_q, submission_notice
+from crowdsource.voices import require_invited, verified_vendor_name
 
 log = logging.getLogger("smartcircle.open311")
 
@@ -66,7 +80,8 @@ MAX_WINDOW = timedelta(days=90)
 MAX_RESULTS = 1000
 MAX_IDS = 200
 _SENTENCE_END = re.compile(r"[。！？!?；;\n]")
-NOTICE = "已收到，审核通过后将公开并参与投票"
+OPEN_STATUSES = (Status.SUBMITTED, Status.VALID)
+CLOSED_STATUSES = (Status.INVALID, Status.DUPLICATE)  # merged items are duplicates too
 
 
 # -- clients ----------------------------------------------------------------------------
@@ -76,8 +91,25 @@ async def create_client(
     *, ctx: AppContext, actor: Principal, data: Open311ClientCreate
 ) -> Open311ClientOut:
     """Register an Open311 client with its service account; the clear key is shown once."""
-    if data.audience is not Audience.RESIDENT and not data.organisation:
-        raise ValidationFailed(fields={"organisation": "企业或部门客户端须填写名称"})
+    organisation = data.organisation if data.audience is Audience.DEPARTMENT else None
+    vendor: Vendor | None = None
+    if data.audience is Audience.DEPARTMENT and not organisation:
+        raise ValidationFailed(fields={"organisation": "部门客户端须填写部门名称"})
+    if data.audience is Audience.ENTERPRISE:
+        if not data.vendor_id:
+            raise ValidationFailed(fields={"vendor_id": "企业客户端须指明所代表的认证企业"})
+        vendor = await Vendor.get_or_none(public_id=data.vendor_id)
+        if vendor is None:
+            raise ValidationFailed(fields={"vendor_id": "企业不存在"})
+        if vendor.status != VendorStatus.VERIFIED:
+            raise Unprocessable(
+                "只能为认证企业登记企业客户端",
+                code="vendor_not_verified",
+                fields={"vendor_id": f"企业状态：{VendorStatus(vendor.status).value}"},
+            )
+        organisation = vendor.name
+    elif data.vendor_id:
+        raise ValidationFailed(fields={"vendor_id": "只有企业客户端才能指明企业"})
     prefix = new_secret(6)[:8]
     clear = f"o311_{prefix}_{new_secret(32)}"
     now = ctx.clock.now()
@@ -89,7 +121,8 @@ async def create_client(
             key_hash=digest(clear),
             account_id=account.id,
             audience=data.audience,
-            organisation=data.organisation if data.audience is not Audience.RESIDENT else None,
+            organisation=organisation,
+            vendor_id=vendor.id if vendor else None,
             requests_per_minute=data.requests_per_minute,
             created_by=actor.user_id,
             created_at=now,
@@ -99,15 +132,23 @@ async def create_client(
             actor=actor,
             action="open311_client.create",
             obj=("open311_client", client.public_id),
-            detail={"audience": data.audience.value, "account": account.public_id},
+            detail={
+                "audience": data.audience.value,
+                "account": account.public_id,
+                **({"vendor": vendor.public_id} if vendor else {}),
+            },
         )
-    return client_out(client, key=clear)
+    return client_out(client, key=clear, vendor_id=vendor.public_id if vendor else None)
 
 
 async def list_clients() -> Open311ClientList:
     """Every Open311 client, oldest first (keys are never shown again)."""
+    clients = await Open311Client.all().order_by("id").select_related("vendor")
     return Open311ClientList(
-        items=[client_out(c) for c in await Open311Client.all().order_by("id")]
+        items=[
+            client_out(c, vendor_id=c.vendor.public_id if c.vendor else None)  # type: ignore[attr-defined]
+            for c in clients
+        ]
     )
 
 
@@ -208,8 +249,10 @@ async def submit_request(*, ctx: AppContext, data: Open311RequestIn) -> dict[str
             fields={"service_code": "不是当前征集活动的服务代码 (unknown service_code)"}
         ) from None
     require_invited(campaign, client.audience)
-    now = ctx.clock.now()
     organisation = client.organisation
+    if client.audience is Audience.ENTERPRISE:
+        organisation = await _vendor_name(client)
+    now = ctx.clock.now()
     async with unit_of_work():
         await Participant.bulk_create(
             [Participant(campaign_id=campaign.id, user_id=client.account_id)],
@@ -235,7 +278,23 @@ async def submit_request(*, ctx: AppContext, data: Open311RequestIn) -> dict[str
             updated_at=now,
         )
     log.info("open311 request", extra={"client": client.public_id, "pain_point": item.public_id})
-    return {"service_request_id": item.public_id, "service_notice": NOTICE, "account_id": None}
+    return {
+        "service_request_id": item.public_id,
+        "service_notice": submission_notice(campaign),
+        "account_id": None,
+    }
+
+
+async def _vendor_name(client: Open311Client) -> str:
+    """The registered name of the verified vendor an enterprise client speaks for (else 403)."""
+    vendor = await Vendor.get_or_none(id=client.vendor_id) if client.vendor_id else None
+    try:
+        return verified_vendor_name(vendor)
+    except Forbidden:
+        raise Forbidden(
+            "api_key: 该企业客户端未关联认证企业，或企业已暂停 (vendor not verified)",
+            code="vendor_not_verified",
+        ) from None
 
 
 async def _links(items: list[PainPoint]) -> RequestLinks:
@@ -253,9 +312,14 @@ async def _links(items: list[PainPoint]) -> RequestLinks:
     )
 
 
-def _visible(now: datetime) -> Q:
-    """Public: not hidden for review, in a campaign that has started collecting."""
-    return Q(hidden=False, campaign__collecting_starts_at__lte=now)
+def _started(now: datetime) -> Q:
+    """In a campaign that has started collecting (drafts are nobody's business)."""
+    return Q(campaign__collecting_starts_at__lte=now)
+
+
+def _listed() -> Q:
+    """In the lists: public items, and the closure (not the content) of invalid ones."""
+    return public_q() | Q(status=Status.INVALID, hidden=False)
 
 
 def _split(value: str | None) -> list[str]:
@@ -264,13 +328,14 @@ def _split(value: str | None) -> list[str]:
 
 async def list_requests(*, ctx: AppContext, query: Open311RequestsQuery) -> list[dict[str, Any]]:
     """Requests by the spec's filters, newest first, at most 1000."""
-    qs = PainPoint.filter(_visible(ctx.clock.now())).select_related("campaign")
+    qs = PainPoint.filter(_started(ctx.clock.now())).select_related("campaign")
     ids = _split(query.service_request_id)
     if ids:
         if len(ids) > MAX_IDS:
             raise ValidationFailed(fields={"service_request_id": f"最多 {MAX_IDS} 个"})
         qs = qs.filter(public_id__in=ids)
     else:
+        qs = qs.filter(_listed())
         start, end = query.start_date, query.end_date
         if start is None:
             end = end or ctx.clock.now()
@@ -289,18 +354,18 @@ async def list_requests(*, ctx: AppContext, query: Open311RequestsQuery) -> list
         if statuses - {OPEN, CLOSED}:
             raise ValidationFailed(fields={"status": "只能是 open、closed"})
         if statuses == {OPEN}:
-            qs = qs.filter(status__in=LISTED)
-        elif statuses == {CLOSED}:  # merged items are duplicates too
-            qs = qs.filter(status__in=(Status.INVALID, Status.DUPLICATE))
+            qs = qs.filter(status__in=OPEN_STATUSES)
+        elif statuses == {CLOSED}:
+            qs = qs.filter(status__in=CLOSED_STATUSES)
     items = await qs.order_by("-created_at", "-id").limit(MAX_RESULTS)
     links = await _links(items)
     return [request_out(i, i.campaign, links) for i in items]
 
 
 async def get_request(*, ctx: AppContext, public_id: str) -> list[dict[str, Any]]:
-    """One request (as the spec's one-element list), or 404."""
+    """One request (as the spec's one-element list), or 404; content only if it is public."""
     item = (
-        await PainPoint.filter(_visible(ctx.clock.now()), public_id=public_id)
+        await PainPoint.filter(_started(ctx.clock.now()), public_id=public_id)
         .select_related("campaign")
         .first()
     )

@@ -1,7 +1,8 @@
 """Pain points: submitted while a campaign collects, edited by their author, listed by live votes.
 
-Also the rules other topics share about who submits and votes as which audience, and the live
-counts of a campaign (from the key-value store, or the database when it is unreachable).
+Who sees which item is :mod:`crowdsource.visibility` (the campaign's moderation policy); who
+speaks as which audience is :mod:`crowdsource.voices`. Also the live counts of a campaign (from
+the key-value store, or the database when it is unreachable).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from backend import geo, paging
 from backend.access import Principal
 from backend.context import AppContext
 from backend.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
-from backend.models import Role, User
+from backend.models import User
 from backend.uow import unit_of_work
 from crowdsource import counters
 from crowdsource.campaigns import get_campaign_or_raise, is_manager, parse_time
@@ -31,12 +32,10 @@ from crowdsource.schemas import (
     SimilarList,
 )
 from crowdsource.similarity import backend_for
+from crowdsource.visibility import is_public, listed_q
+from crowdsource.voices import submitter_voice
 
 log = logging.getLogger("smartcircle.crowdsource")
-
-DEPARTMENT_ROLES = frozenset({Role.STREET_WORKER, Role.CURATOR, Role.BUREAU_ADMIN, Role.JUDGE})
-ENTERPRISE_ROLES = frozenset({Role.VENDOR, Role.VENUE_OPERATOR})
-LISTED = (Status.SUBMITTED, Status.VALID)
 
 
 # -- who submits and votes as whom ------------------------------------------------------
@@ -52,46 +51,6 @@ async def user_pk(principal: Principal) -> int:
     if not found:
         raise Forbidden("账号不可用", code="account_disabled")
     return int(str(found[0]))
-
-
-def _submitter_audience(
-    principal: Principal, campaign: Campaign, requested: Audience | None
-) -> Audience:
-    allowed: tuple[Audience, ...]
-    if principal.role in DEPARTMENT_ROLES:
-        allowed = (Audience.DEPARTMENT,)
-    elif principal.role in ENTERPRISE_ROLES:
-        allowed = (Audience.ENTERPRISE,)
-    else:
-        allowed = (Audience.RESIDENT, Audience.ENTERPRISE)
-    audience = requested or allowed[0]
-    if audience not in allowed:
-        raise Unprocessable(
-            "当前账号不能以该身份提交",
-            code="audience_not_allowed",
-            fields={"audience": "可选：" + ",".join(a.value for a in allowed)},
-        )
-    require_invited(campaign, audience)
-    return audience
-
-
-def voter_audience(role: Role) -> Audience:
-    """The audience a vote counts for: residents, enterprises (vendors), departments (staff)."""
-    if role in DEPARTMENT_ROLES:
-        return Audience.DEPARTMENT
-    if role in ENTERPRISE_ROLES:
-        return Audience.ENTERPRISE
-    return Audience.RESIDENT
-
-
-def require_invited(campaign: Campaign, audience: Audience) -> None:
-    """422 ``audience_not_invited`` unless the campaign collects from this audience."""
-    if audience.value not in campaign.audiences:
-        raise Unprocessable(
-            "本次活动未面向该群体征集",
-            code="audience_not_invited",
-            fields={"audience": audience.value},
-        )
 
 
 def check_category(campaign: Campaign, category: str) -> None:
@@ -168,9 +127,9 @@ async def submit_pain_point(
     campaign = await get_campaign_or_raise(campaign_id, principal=principal, now=now)
     require_phase(campaign, now, Phase.COLLECTING, "征集")
     check_category(campaign, data.category)
-    audience = _submitter_audience(principal, campaign, data.audience)
-    if audience is Audience.ENTERPRISE and not data.company_name:
-        raise ValidationFailed(fields={"company_name": "企业提交须填写企业名称"})
+    audience, company_name = await submitter_voice(
+        principal, campaign, data.audience, data.company_name
+    )
     author_pk = await user_pk(principal)
     lat, lng = _wgs84(data.location)
     async with unit_of_work():
@@ -190,7 +149,7 @@ async def submit_pain_point(
             campaign_id=campaign.id,
             author_id=author_pk,
             audience=audience,
-            company_name=data.company_name if audience is Audience.ENTERPRISE else None,
+            company_name=company_name,
             department_name=data.department_name if audience is Audience.DEPARTMENT else None,
             title=data.title,
             description=data.description,
@@ -208,11 +167,11 @@ async def submit_pain_point(
 async def get_pain_point_or_raise(
     public_id: str, *, principal: Principal | None = None
 ) -> PainPoint:
-    """The pain point with its campaign, or 404 (hidden and invalid ones: author and curators)."""
+    """The pain point with its campaign, or 404 (one not public: its author and curators only)."""
     item = await PainPoint.get_or_none(public_id=public_id).select_related("campaign")
     if item is None:
         raise NotFound("痛点不存在", code="pain_point_not_found")
-    restricted = item.hidden or item.status is Status.INVALID
+    restricted = not is_public(item, item.campaign)
     if restricted and not is_manager(principal) and not await _is_author(item, principal):
         raise NotFound("痛点不存在", code="pain_point_not_found")
     await with_links([item])
@@ -270,7 +229,7 @@ async def list_pain_points(
     campaign = await get_campaign_or_raise(campaign_id, principal=principal, now=now)
     query = paging.scope_of("pain-points", campaign.public_id, sort, category)
     secret = ctx.settings.cursor_key
-    qs = PainPoint.filter(campaign_id=campaign.id, status__in=LISTED, hidden=False)
+    qs = PainPoint.filter(listed_q(campaign), campaign_id=campaign.id)
     if category:
         qs = qs.filter(category=category)
     counts = await campaign_counts(ctx=ctx, campaign=campaign)
@@ -305,6 +264,47 @@ async def list_pain_points(
         next_cursor=paging.encode_cursor(next_key, scope=query, secret=secret)
         if next_key
         else None,
+    )
+
+
+async def list_my_pain_points(
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    campaign_id: str | None,
+    limit: int,
+    cursor: str | None,
+) -> PainPointList:
+    """The signed-in person's own submissions in any status, newest first, each saying whether
+    the public can see it yet."""
+    author_pk = await user_pk(principal)
+    query = paging.scope_of("my-pain-points", principal.user_id, campaign_id)
+    secret = ctx.settings.cursor_key
+    qs = PainPoint.filter(author_id=author_pk)
+    if campaign_id:
+        campaign = await get_campaign_or_raise(
+            campaign_id, principal=principal, now=ctx.clock.now()
+        )
+        qs = qs.filter(campaign_id=campaign.id)
+    if cursor:
+        at, pid = paging.decode_cursor(cursor, scope=query, secret=secret, shape=(str, str))
+        moment = parse_time(at)
+        qs = qs.filter(Q(created_at__lt=moment) | Q(created_at=moment, public_id__lt=pid))
+    rows = (
+        await qs.order_by("-created_at", "-public_id").limit(limit + 1).select_related("campaign")
+    )
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = paging.encode_cursor(
+            [last.created_at.isoformat(), last.public_id], scope=query, secret=secret
+        )
+    counts = await counters.database_by_pk([i.id for i in page])
+    await with_links(page)
+    return PainPointList(
+        items=[pain_point_out(i, i.campaign, counts[i.id]) for i in page],
+        next_cursor=next_cursor,
     )
 
 

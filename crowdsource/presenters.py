@@ -34,6 +34,7 @@ from crowdsource.schemas import (
     VoteCounts,
     VoteOut,
 )
+from crowdsource.visibility import HIDDEN, PENDING_REVIEW, is_public, why_not_public
 
 # -- campaigns --------------------------------------------------------------------------
 
@@ -58,6 +59,7 @@ def campaign_out(campaign: Campaign, now: datetime) -> CampaignOut:
         vote_budget=campaign.vote_budget,
         votes_per_minute_person=campaign.votes_per_minute_person,
         votes_per_minute_ip=campaign.votes_per_minute_ip,
+        moderation=campaign.moderation,
         created_at=to_local(campaign.created_at),
     )
 
@@ -111,6 +113,7 @@ def pain_point_out(
         department_name=item.department_name,
         status=item.status,
         hidden=item.hidden,
+        public=is_public(item, campaign),
         moderation_reason=item.moderation_reason or None,
         duplicate_of=links.get("duplicate_of"),
         merged_into=links.get("merged_into"),
@@ -165,12 +168,15 @@ def flag_out(flag: VoteFlag, *, reason: str, votes_held: int, account_ids: list[
 OPEN, CLOSED = "open", "closed"
 
 
-def client_out(client: Open311Client, key: str | None = None) -> Open311ClientOut:
+def client_out(
+    client: Open311Client, key: str | None = None, vendor_id: str | None = None
+) -> Open311ClientOut:
     return Open311ClientOut(
         id=client.public_id,
         name=client.name,
         audience=client.audience,
         organisation=client.organisation,
+        vendor_id=vendor_id,
         prefix=client.key_prefix,
         requests_per_minute=client.requests_per_minute,
         created_at=client.created_at,
@@ -188,7 +194,7 @@ class RequestLinks:
     merged_into: dict[int, str]
 
 
-def request_status(item: PainPoint, links: RequestLinks) -> tuple[str, str]:
+def request_status(item: PainPoint, campaign: Campaign, links: RequestLinks) -> tuple[str, str]:
     """The GeoReport status (open or closed) and its notes."""
     if item.id in links.merged_into:
         return CLOSED, f"已合并到痛点 {links.merged_into[item.id]}，请关注该条"
@@ -197,32 +203,41 @@ def request_status(item: PainPoint, links: RequestLinks) -> tuple[str, str]:
     if item.status is Status.INVALID:
         reason = item.moderation_reason.strip()
         return CLOSED, f"不予受理：{reason}" if reason else "不予受理"
+    withheld = why_not_public(item, campaign)
+    if withheld == HIDDEN:
+        return OPEN, "被举报，复核中"
+    if withheld == PENDING_REVIEW:
+        return OPEN, "待审核，审核通过后公开"
     if item.status is Status.VALID:
         return OPEN, "已审核通过，正在征集投票"
-    return OPEN, "待审核"
+    return OPEN, "已公开，待审核"
 
 
 def request_out(item: PainPoint, campaign: Campaign, links: RequestLinks) -> dict[str, Any]:
-    """A pain point as a GeoReport v2 service request."""
+    """A pain point as a GeoReport v2 service request.
+
+    An item the public may not see (awaiting review, hidden, judged invalid) keeps its status
+    and notes, but its content (text, place, photo) stays out of the feed.
+    """
     labels = campaign.category_labels()
-    status, notes = request_status(item, links)
+    status, notes = request_status(item, campaign, links)
+    shown = is_public(item, campaign)
     return {
         "service_request_id": item.public_id,
         "status": status,
         "status_notes": notes,
         "service_name": labels.get(item.category, item.category),
         "service_code": item.category,
-        # An item judged invalid is not republished: its text stays out of the feed.
-        "description": "" if item.status is Status.INVALID else item.description,
+        "description": item.description if shown else "",
         "agency_responsible": "",
         "service_notice": "",
         "requested_datetime": isoformat(item.created_at),
         "updated_datetime": isoformat(item.updated_at),
         "expected_datetime": None,
-        "address": item.address or "",
+        "address": (item.address or "") if shown else "",
         "address_id": None,
         "zipcode": None,
-        "lat": item.lat,
-        "long": item.lng,
-        "media_url": item.photo_urls[0] if item.photo_urls else "",
+        "lat": item.lat if shown else None,
+        "long": item.lng if shown else None,
+        "media_url": item.photo_urls[0] if item.photo_urls and shown else "",
     }

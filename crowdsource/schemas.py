@@ -18,7 +18,7 @@ from pydantic import (
 
 from backend.clock import in_service_years
 from backend.geo import CoordSystem
-from crowdsource.models import Audience, Phase, Status
+from crowdsource.models import Audience, ModerationPolicy, Phase, Status
 
 CATEGORY_CODE = r"^[a-z][a-z0-9_]{1,31}$"
 # Categories a campaign gets when it names none (the seed campaign's questionnaire themes).
@@ -67,6 +67,12 @@ def _unique_audiences(value: list[Audience] | None) -> list[Audience] | None:
     return value
 
 
+MODERATION_DOC = (
+    "pre：先审后发，痛点经审核有效后才公开、才能投票（默认）；"
+    "post：先发后审，提交即公开，被判定无效后不再公开"
+)
+
+
 class CampaignCreate(_In):
     title: str = Field(min_length=2, max_length=100)
     description: str = Field(default="", max_length=5000)
@@ -86,6 +92,7 @@ class CampaignCreate(_In):
     vote_budget: int | None = Field(default=None, ge=1, le=10000, description="每人票数上限")
     votes_per_minute_person: int = Field(default=30, ge=1, le=100000)
     votes_per_minute_ip: int = Field(default=600, ge=1, le=1000000)
+    moderation: ModerationPolicy = Field(default=ModerationPolicy.PRE, description=MODERATION_DOC)
 
     _codes = field_validator("categories")(_unique_codes)
     _audiences = field_validator("audiences")(_unique_audiences)
@@ -106,6 +113,7 @@ class CampaignUpdate(_In):
     vote_budget: int | None = Field(default=None, ge=1, le=10000, description="null 表示不限")
     votes_per_minute_person: int | None = Field(default=None, ge=1, le=100000)
     votes_per_minute_ip: int | None = Field(default=None, ge=1, le=1000000)
+    moderation: ModerationPolicy | None = Field(default=None, description=MODERATION_DOC)
 
     _codes = field_validator("categories")(_unique_codes)
     _audiences = field_validator("audiences")(_unique_audiences)
@@ -129,6 +137,7 @@ class CampaignOut(BaseModel):
     vote_budget: int | None
     votes_per_minute_person: int
     votes_per_minute_ip: int
+    moderation: ModerationPolicy = Field(description=MODERATION_DOC)
     created_at: datetime
 
 
@@ -172,7 +181,12 @@ class PainPointCreate(_In):
         default=None,
         description="省略时按账号角色：居民 resident、企业 enterprise、工作人员 department",
     )
-    company_name: str | None = Field(default=None, min_length=2, max_length=100)
+    company_name: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=100,
+        description="以企业身份提交时可省略：取所属认证企业的登记名称；给出时须与之一致",
+    )
     department_name: str | None = Field(default=None, min_length=2, max_length=100)
 
     _photos = field_validator("photo_urls")(_https_only)
@@ -214,6 +228,7 @@ class PainPointOut(BaseModel):
     department_name: str | None
     status: Status
     hidden: bool
+    public: bool = Field(description="公众是否可见（按活动的审核方式；提交者与审核员总能看到）")
     moderation_reason: str | None
     duplicate_of: str | None
     merged_into: str | None = Field(default=None, description="本条已合并到的痛点")
@@ -224,9 +239,19 @@ class PainPointOut(BaseModel):
     updated_at: datetime
 
 
+class PainPointSubmitted(PainPointOut):
+    notice: str = Field(description="何时公开：先审后发为审核通过后，先发后审为立即")
+
+
 class PainPointList(BaseModel):
     items: list[PainPointOut]
     next_cursor: str | None = None
+
+
+class MyPainPointsQuery(_In):
+    campaign_id: str | None = Field(default=None, max_length=32, description="只看某个活动的")
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=500)
 
 
 class PainPointListQuery(_In):
@@ -319,7 +344,9 @@ class CampaignStatistics(BaseModel):
     votes: int
     voters: int
     votes_by_audience: VoteCounts
-    by_category: list[CategoryStat] = Field(description="公开列出的痛点（待审核与有效，未隐藏）")
+    by_category: list[CategoryStat] = Field(
+        description="公开列出的痛点（按活动的审核方式：先审后发只计有效的，先发后审另计待审核的）"
+    )
     by_district: list[DistrictStat] = Field(description="同上")
     by_day: list[DayStat]
 
@@ -333,7 +360,13 @@ class Open311ClientCreate(_In):
         default=Audience.RESIDENT, description="经该客户端提交的痛点计入的群体"
     )
     organisation: str | None = Field(
-        default=None, min_length=2, max_length=100, description="企业或部门名称（非居民时必填）"
+        default=None, min_length=2, max_length=100, description="部门名称（部门客户端必填）"
+    )
+    vendor_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="企业客户端代表的认证企业（必填）；其请求以该企业的登记名称提交",
     )
     requests_per_minute: int = Field(default=60, ge=1, le=10000)
 
@@ -343,6 +376,7 @@ class Open311ClientOut(BaseModel):
     name: str
     audience: Audience
     organisation: str | None
+    vendor_id: str | None = None
     prefix: str
     requests_per_minute: int
     created_at: datetime

@@ -31,7 +31,8 @@ from backend.context import AppContext
 from backend.elastic import Elastic
 from backend.kv import LockNotAcquired
 from crowdsource.models import Campaign, PainPoint, Status
-from crowdsource.similarity import LISTED, DatabaseSimilarity, Match
+from crowdsource.similarity import DatabaseSimilarity, Match
+from crowdsource.visibility import listed_statuses
 
 log = logging.getLogger("smartcircle.crowdsource.similar_index")
 LOCK = "search:pain-points"
@@ -156,7 +157,7 @@ class ElasticsearchSimilarity:
                 "bool": {
                     "filter": [
                         {"term": {"campaign": campaign.public_id}},
-                        {"terms": {"status": [s.value for s in LISTED]}},
+                        {"terms": {"status": [s.value for s in listed_statuses(campaign)]}},
                         {"term": {"hidden": False}},
                     ],
                     "must": {

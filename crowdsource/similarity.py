@@ -2,6 +2,9 @@
 
 One interface, :class:`SimilarityBackend`, so a backend can be swapped in per profile.
 
+Only the campaign's listed pain points are suggested (:mod:`crowdsource.visibility`: under
+pre-moderation, those a curator has marked valid).
+
 * :class:`DatabaseSimilarity` (every profile today): loads the title and description of the
   campaign's listed pain points (newest ``MAX_CANDIDATES``) and ranks them by the Jaccard index of
   their character bigrams against the text. Character bigrams suit Chinese, which has no spaces
@@ -23,10 +26,10 @@ from typing import Protocol
 
 from backend.context import AppContext, Slot
 from crowdsource.models import Campaign, PainPoint, Status
+from crowdsource.visibility import listed_q
 
 MAX_CANDIDATES = 5000
 MIN_SCORE = 0.05
-LISTED = (Status.SUBMITTED, Status.VALID)
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class DatabaseSimilarity:
     async def similar(self, *, campaign: Campaign, text: str, limit: int) -> list[Match]:
         wanted = bigrams(text)
         rows = (
-            await PainPoint.filter(campaign_id=campaign.id, status__in=LISTED, hidden=False)
+            await PainPoint.filter(listed_q(campaign), campaign_id=campaign.id)
             .order_by("-created_at", "-public_id")
             .limit(MAX_CANDIDATES)
             .values_list("public_id", "title", "description", "category", "status")

@@ -16,7 +16,6 @@ from backend.access import Principal
 from backend.context import AppContext
 from crowdsource.campaigns import get_campaign_or_raise
 from crowdsource.models import Audience, PainPoint, Status, Vote
-from crowdsource.pain_points import LISTED
 from crowdsource.schemas import (
     CampaignStatistics,
     CategoryStat,
@@ -25,6 +24,7 @@ from crowdsource.schemas import (
     StatusCounts,
     VoteCounts,
 )
+from crowdsource.visibility import listed_q
 
 # Calendar day in Asia/Shanghai of a stored UTC timestamp, per SQL dialect.
 _DAY_SQL = {
@@ -52,10 +52,8 @@ async def campaign_statistics(
     """Counts per status, category, district and day, from the database."""
     campaign = await get_campaign_or_raise(campaign_id, principal=principal, now=ctx.clock.now())
     items = PainPoint.filter(campaign_id=campaign.id)
-    listed = items.filter(status__in=LISTED, hidden=False)
-    listed_votes = Vote.filter(
-        campaign_id=campaign.id, pain_point__status__in=LISTED, pain_point__hidden=False
-    )
+    listed = items.filter(listed_q(campaign))
+    listed_votes = Vote.filter(listed_q(campaign, prefix="pain_point__"), campaign_id=campaign.id)
     statuses = await _grouped(items, "status")
     by_category = await _grouped(listed, "category")
     votes_by_category = await _grouped(listed_votes, "pain_point__category")

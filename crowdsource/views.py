@@ -33,10 +33,12 @@ from crowdsource.schemas import (
     MergeIn,
     ModerationIn,
     ModerationQueueQuery,
+    MyPainPointsQuery,
     PainPointCreate,
     PainPointList,
     PainPointListQuery,
     PainPointOut,
+    PainPointSubmitted,
     PainPointUpdate,
     ReportIn,
     ReportOut,
@@ -44,6 +46,7 @@ from crowdsource.schemas import (
     SimilarQuery,
     VoteOut,
 )
+from crowdsource.visibility import submission_notice
 
 bp = Blueprint("crowdsource", url_prefix="/api/v1")
 TAG = "crowdsource"
@@ -134,20 +137,25 @@ async def campaign_statistics(
     tag=TAG,
     signed_in=True,
     body=PainPointCreate,
-    response=PainPointOut,
+    response=PainPointSubmitted,
     status=201,
-    errors=(404, 409, 422),
-    description="仅在征集阶段；每人每个活动有提交上限；location 可用 wgs84 / gcj02 / bd09。",
+    errors=(403, 404, 409, 422),
+    description="仅在征集阶段；每人每个活动有提交上限；location 可用 wgs84 / gcj02 / bd09。"
+    "何时公开按活动的审核方式（moderation），见应答的 public 与 notice。"
+    "以企业身份（audience=enterprise）提交须为认证企业的成员账号（否则 403 not_vendor_member / "
+    "vendor_not_verified），企业名称取该企业的登记名称"
+    "（给出不同的名称：422 company_name_mismatch）。",
 )
 async def submit_pain_point(
     request: Request, call: Call[None, PainPointCreate], campaign_id: str
-) -> PainPointOut:
+) -> PainPointSubmitted:
     item, campaign = await pain_points.submit_pain_point(
         ctx=call.ctx, principal=call.user, campaign_id=campaign_id, data=call.body
     )
     location = call.body.location
     coord = location.coord if location is not None else CoordSystem.WGS84
-    return pain_point_out(item, campaign, None, coord)
+    shown = pain_point_out(item, campaign, None, coord)
+    return PainPointSubmitted(**shown.model_dump(), notice=submission_notice(campaign))
 
 
 @bp.get("/campaigns/<campaign_id:str>/pain-points")
@@ -158,7 +166,9 @@ async def submit_pain_point(
     query=PainPointListQuery,
     response=PainPointList,
     errors=(404,),
-    description="sort=votes 按实时票数排名；每条带分群体票数；游标分页。",
+    description="sort=votes 按实时票数排名；每条带分群体票数；游标分页。"
+    "只列出公众可见的痛点：先审后发（moderation=pre）的活动只列审核有效的，"
+    "先发后审（post）的活动另列待审核的；自己提交的见 /me/pain-points。",
 )
 async def list_pain_points(
     request: Request, call: Call[PainPointListQuery, None], campaign_id: str
@@ -176,9 +186,26 @@ async def list_pain_points(
     )
 
 
+@bp.get("/me/pain-points")
+@endpoint(
+    summary="我提交的痛难点（任何状态，含尚未公开的）",
+    tag=TAG,
+    signed_in=True,
+    query=MyPainPointsQuery,
+    response=PainPointList,
+    errors=(404,),
+    description="最新在前；public 表示公众是否已可见（按活动的审核方式）；游标分页。",
+)
+async def my_pain_points(request: Request, call: Call[MyPainPointsQuery, None]) -> PainPointList:
+    q = call.query
+    return await pain_points.list_my_pain_points(
+        ctx=call.ctx, principal=call.user, campaign_id=q.campaign_id, limit=q.limit, cursor=q.cursor
+    )
+
+
 EXPORT_DOC = (
-    "每条痛点（任何状态）：编号、标题、分类、区县、提交群体、状态、总票数与分群体票数（按数据库计数）、"
-    "提交时间（北京时间）；不含任何个人信息。"
+    "每条痛点（任何状态，公开与否）：编号、标题、分类、区县、提交群体、状态、总票数与分群体票数"
+    "（按数据库计数）、提交时间（北京时间）、公众是否可见（按活动的审核方式）；不含任何个人信息。"
 )
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -335,9 +362,11 @@ async def report(request: Request, call: Call[None, ReportIn], pain_point_id: st
     signed_in=True,
     response=VoteOut,
     status=201,
-    errors=(404, 409, 422, 429),
+    errors=(403, 404, 409, 422, 429),
     description="可带 X-Device-Id 头（小程序设备标识，只存其加盐摘要，用于识别刷票）。"
-    "409 already_voted / phase_closed / pain_point_hidden；"
+    "企业账号的票计入企业群体，须为认证企业的成员（403 not_vendor_member / vendor_not_verified）。"
+    "409 already_voted / phase_closed / pain_point_hidden / pain_point_pending_review（先审后发的"
+    "活动中尚未审核通过）；"
     "422 pain_point_invalid / pain_point_duplicate / vote_budget_exhausted；429 带 Retry-After。",
 )
 async def vote(request: Request, call: Call[None, None], pain_point_id: str) -> VoteOut:

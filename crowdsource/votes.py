@@ -20,10 +20,12 @@ from backend.uow import unit_of_work
 from crowdsource import counters, integrity
 from crowdsource.merging import fold_leftover_votes
 from crowdsource.models import Audience, Campaign, PainPoint, Participant, Phase, Status, Vote
-from crowdsource.pain_points import live_counts, require_invited, user_pk, voter_audience
+from crowdsource.pain_points import live_counts, user_pk
 from crowdsource.phases import require_phase
 from crowdsource.presenters import vote_out
 from crowdsource.schemas import VoteOut
+from crowdsource.visibility import HIDDEN, PENDING_REVIEW, why_not_public
+from crowdsource.voices import voter_audience
 
 log = logging.getLogger("smartcircle.crowdsource")
 
@@ -50,7 +52,13 @@ async def _check_vote_rate(
             )
 
 
-async def _check_votable(item: PainPoint) -> None:
+async def _check_votable(item: PainPoint, campaign: Campaign) -> None:
+    """Only listed items take votes: public under the campaign's policy, not a duplicate."""
+    reason = why_not_public(item, campaign)
+    if reason == HIDDEN:
+        raise Conflict("该痛点正在复核中，暂不能投票", code="pain_point_hidden")
+    if reason == PENDING_REVIEW:
+        raise Conflict("该痛点尚待审核，审核通过后才能投票", code="pain_point_pending_review")
     if item.status is Status.INVALID:
         raise Unprocessable("该痛点已被判定无效，不能投票", code="pain_point_invalid")
     if item.status is Status.DUPLICATE:
@@ -60,8 +68,6 @@ async def _check_votable(item: PainPoint) -> None:
             code="pain_point_duplicate",
             fields={"duplicate_of": str(target[0]) if target else ""},
         )
-    if item.hidden:
-        raise Conflict("该痛点正在复核中，暂不能投票", code="pain_point_hidden")
 
 
 async def _counted(
@@ -122,9 +128,8 @@ async def _cast_vote(
     await _check_vote_rate(ctx=ctx, campaign=campaign, principal=principal, client_ip=client_ip)
     now = ctx.clock.now()
     require_phase(campaign, now, Phase.VOTING, "投票")
-    await _check_votable(item)
-    audience = voter_audience(principal.role)
-    require_invited(campaign, audience)
+    await _check_votable(item, campaign)
+    audience = await voter_audience(principal, campaign)
     voter_pk = await user_pk(principal)
     ip_hash, net_hash, device_hash = integrity.origin_hashes(
         ctx.settings.origin_key, client_ip, device_id

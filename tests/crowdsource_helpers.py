@@ -8,10 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from stdnum.cn import uscc
 
 from backend.context import AppContext
 from backend.models import Role, User, new_public_id
 from backend.security import encode_access_token
+from crowdsource.challenges.models import Vendor, VendorMember, VendorStatus
 
 _seq = itertools.count(1)
 
@@ -37,10 +39,15 @@ async def create_campaign(
     hours: dict[str, float] | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """A campaign created through the API (201 asserted)."""
+    """A campaign created through the API (201 asserted).
+
+    Post-moderated unless told otherwise, so the tests of other rules can vote on and list what
+    they have just submitted; tests/test_crowdsource_moderation_policy.py covers both policies
+    and the product's default (pre-moderation).
+    """
     body = {"title": "2026 年城市痛难点征集", "description": "说出你身边的难题"}
     body |= schedule(ctx, **(hours or {}))
-    body |= fields
+    body |= {"moderation": "post"} | fields
     response = await client.post("/api/v1/campaigns", headers=headers, json=body)
     assert response.status_code == 201, response.text
     return response.json()
@@ -106,3 +113,28 @@ async def many_headers(
     ctx: AppContext, count: int, role: Role = Role.RESIDENT
 ) -> list[dict[str, str]]:
     return [token_headers(ctx, u) for u in await many_users(ctx, count, role)]
+
+
+async def vendor_member(
+    ctx: AppContext,
+    *,
+    status: VendorStatus = VendorStatus.VERIFIED,
+    name: str | None = None,
+    vendor: Vendor | None = None,
+) -> tuple[dict[str, str], Vendor]:
+    """Headers of a vendor account that is a member of a vendor (verified by default)."""
+    n = next(_seq)
+    if vendor is None:
+        base = f"9134010{n:010d}"
+        vendor = await Vendor.create(
+            name=name or f"合肥示例科技有限公司{n}",
+            uscc=base + uscc.calc_check_digit(base),
+            contact_name="王经理",
+            contact_phone="13800138000",
+            status=status,
+            created_at=ctx.clock.now(),
+            verified_at=ctx.clock.now() if status == VendorStatus.VERIFIED else None,
+        )
+    user = await User.create(role=Role.VENDOR, username=f"member{n}", display_name=f"成员{n}")
+    await VendorMember.create(vendor=vendor, user=user, created_at=ctx.clock.now())
+    return token_headers(ctx, user), vendor

@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 from backend.clock import to_local
 from backend.models import Role
 from crowdsource.models import PainPoint
-from tests.crowdsource_helpers import create_campaign, submit, token_headers
+from tests.crowdsource_helpers import create_campaign, submit, token_headers, vendor_member
 from tests.factories import make_user
 
 HEADER = [
@@ -28,6 +28,7 @@ HEADER = [
     "企业票数",
     "部门票数",
     "提交时间（北京时间）",
+    "公开",
 ]
 
 
@@ -43,8 +44,9 @@ async def _campaign_with_votes(client, ctx):
     c = await submit(client, author, campaign["id"], category="transport")
     voters = [
         token_headers(ctx, await make_user(role))
-        for role in (Role.RESIDENT, Role.RESIDENT, Role.VENDOR, Role.STREET_WORKER)
+        for role in (Role.RESIDENT, Role.RESIDENT, Role.STREET_WORKER)
     ]
+    voters.insert(2, (await vendor_member(ctx))[0])
     for headers in voters:
         assert (
             await client.post(f"/api/v1/pain-points/{a['id']}/vote", headers=headers)

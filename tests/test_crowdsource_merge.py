@@ -7,7 +7,7 @@ import asyncio
 from backend.models import AuditEntry, Role, User
 from crowdsource import counters, scheduled
 from crowdsource.models import Campaign, Merge, PainPoint, Participant, Vote
-from tests.crowdsource_helpers import create_campaign, submit, token_headers
+from tests.crowdsource_helpers import create_campaign, submit, token_headers, vendor_member
 from tests.factories import make_user
 
 
@@ -43,7 +43,7 @@ async def test_merge_carries_voters_over_once(client, ctx):
     curator, campaign, (a, b, _) = await _setup(client, ctx)
     users = [await make_user(Role.RESIDENT) for _ in range(4)]
     u1, u2, u3, u4 = (token_headers(ctx, u) for u in users)
-    vendor = token_headers(ctx, await make_user(Role.VENDOR))
+    vendor, _ = await vendor_member(ctx)
     for headers in (u1, u2):
         await _vote(client, headers, a)
     for headers in (u2, u3, u4, vendor):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from backend.models import Role
 from crowdsource.models import PainPoint, Vote
-from tests.crowdsource_helpers import create_campaign, submit, token_headers
+from tests.crowdsource_helpers import create_campaign, submit, token_headers, vendor_member
 from tests.factories import make_user
 
 
@@ -28,7 +28,7 @@ async def test_statistics_per_category_district_and_day(client, ctx):
         json={"decision": "invalid", "reason": "无关内容"},
     )
     voters = [token_headers(ctx, await make_user(Role.RESIDENT)) for _ in range(3)]
-    vendor = token_headers(ctx, await make_user(Role.VENDOR))
+    vendor, _ = await vendor_member(ctx)
     for headers in voters:
         await client.post(f"/api/v1/pain-points/{park1['id']}/vote", headers=headers)
     await client.post(f"/api/v1/pain-points/{toilet['id']}/vote", headers=voters[0])

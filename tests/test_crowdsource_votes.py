@@ -13,6 +13,7 @@ from tests.crowdsource_helpers import (
     many_headers,
     submit,
     token_headers,
+    vendor_member,
 )
 from tests.factories import headers_for, make_user
 
@@ -37,7 +38,7 @@ async def _db_counts(item_id):
 async def test_vote_withdraw_and_per_audience_counts(client, ctx):
     _, campaign, (item,) = await _setup(client, ctx)
     resident = await headers_for(client, Role.RESIDENT)
-    vendor = await headers_for(client, Role.VENDOR)
+    vendor, _ = await vendor_member(ctx)
     worker = await headers_for(client, Role.STREET_WORKER)
     first = await client.post(_vote_url(item), headers=resident)
     assert first.status_code == 201, first.text
@@ -116,7 +117,7 @@ async def test_no_votes_on_invalid_or_duplicate_items(client, ctx):
 
 async def test_audiences_not_invited_cannot_vote(client, ctx):
     _, campaign, (item,) = await _setup(client, ctx, audiences=["resident"])
-    vendor = await headers_for(client, Role.VENDOR)
+    vendor, _ = await vendor_member(ctx)
     refused = await client.post(_vote_url(item), headers=vendor)
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "audience_not_invited"
 
@@ -310,15 +311,15 @@ async def test_end_to_end_campaign_flow(client, ctx):
         f"/api/v1/campaigns/{cid}/pain-points/similar", params={"text": "找不到公共厕所"}
     )
     assert similar.json()["items"][0]["id"] == toilet["id"]
+    logistics, _ = await vendor_member(ctx, name="合肥某物流公司")
     parking = await submit(
         client,
-        residents[1],
+        logistics,
         cid,
         title="医院停车难",
         description="医院附近停车位太少，排队进停车场要一个小时",
-        company_name="合肥某物流公司",
-        audience="enterprise",
     )
+    assert parking["audience"] == "enterprise" and parking["company_name"] == "合肥某物流公司"
     dup = await submit(
         client,
         residents[2],

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crowdsource.challenges.models import Vendor, VendorStatus
+from crowdsource.challenges.models import Vendor, VendorMember, VendorStatus
+from crowdsource.models import PainPoint, Status
 from fixtures.demo import DEMO_ACCOUNTS, load_demo
 
 
@@ -43,6 +44,18 @@ async def test_demo_data_loads_twice_and_its_accounts_work(client, settings):
     street = {"Authorization": f"Bearer {login.json()['access_token']}"}
     residents = await client.get("/api/v1/residents?limit=5", headers=street)
     assert len(residents.json()["items"]) == 5
+    # Enterprise voices come from verified vendors' members, under their registered names, and
+    # votes went only to what the campaign's moderation lets the public see.
+    enterprise = await PainPoint.filter(audience="enterprise").select_related("author")
+    assert enterprise
+    verified = {v.name for v in await Vendor.filter(status=VendorStatus.VERIFIED)}
+    for item in enterprise:
+        member = await VendorMember.get(user_id=item.author_id).select_related("vendor")
+        assert item.company_name == member.vendor.name and member.vendor.name in verified
+    for campaign in campaigns:
+        assert campaign["moderation"] == "pre"
+        voted = await PainPoint.filter(campaign__public_id=campaign["id"], votes__id__gt=0)
+        assert {p.status for p in voted} <= {Status.VALID}
 
 
 async def test_demo_data_is_refused_in_production(app, settings):

@@ -295,3 +295,36 @@ class AvailabilityHistory(BaseModel):
     venue_id: str
     capacity: int | None
     items: list[Observation] = Field(description="按时间先后排列")
+
+
+# --- a reading space's own catalogue -----------------------------------------------------
+
+
+class CatalogueQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    q: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="书名或作者（子串，不区分大小写），或 ISBN-10/13（可含连字符）",
+    )
+    available: bool | None = Field(default=None, description="true：只看有可借册的")
+    limit: int = Field(default=20, ge=1, le=100)
+    # The cursor carries the last title (up to 200 characters), so it is longer than most.
+    cursor: str | None = Field(default=None, max_length=2400, description="上一页的 next_cursor")
+
+
+class CatalogueBook(BaseModel):
+    isbn: str = Field(description="ISBN-13")
+    title: str
+    author: str
+    publisher: str
+    copies: int = Field(description="馆藏册数")
+    copies_available: int = Field(description="在架可借册数")
+
+
+class CataloguePage(BaseModel):
+    venue_id: str
+    venue_name: str
+    items: list[CatalogueBook] = Field(description="按书名排序，书名相同按 ISBN")
+    next_cursor: str | None

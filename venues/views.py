@@ -7,12 +7,14 @@ from sanic import Blueprint, Request
 from backend.access import Call, endpoint
 from backend.geo import CoordSystem
 from backend.models import Role
-from venues import service
+from venues import catalogue, service
 from venues.schemas import (
     AvailabilityHistory,
     AvailabilityHistoryQuery,
     AvailabilityIn,
     AvailabilityOut,
+    CataloguePage,
+    CatalogueQuery,
     CoordQuery,
     HoldingsFeed,
     HoldingsResult,
@@ -144,6 +146,26 @@ async def upsert_holdings(
     return await service.upsert_holdings(
         ctx=call.ctx, actor=call.user, public_id=venue_id, feed=call.body
     )
+
+
+@bp.get("/venues/<venue_id:str>/books")
+@endpoint(
+    summary="阅读空间的馆藏（可在馆内检索，含在架可借册数）",
+    tag="books",
+    public=True,
+    query=CatalogueQuery,
+    response=CataloguePage,
+    errors=(404, 422),
+    description=(
+        "按书名排序（书名相同按 ISBN），游标分页。q 为书名或作者的子串（不区分大小写），"
+        "或一个 ISBN-10/13；available=true 只列有可借册的。"
+        "场所不存在：404 venue_not_found；不是阅读空间：422 venue_not_reading_space。"
+    ),
+)
+async def venue_books(
+    request: Request, call: Call[CatalogueQuery, None], venue_id: str
+) -> CataloguePage:
+    return await catalogue.venue_catalogue(ctx=call.ctx, public_id=venue_id, query=call.query)
 
 
 @bp.get("/parking/<venue_id:str>/availability")

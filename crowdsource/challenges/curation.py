@@ -34,7 +34,7 @@ from crowdsource.challenges.schemas import (
     ShortlistOut,
 )
 from crowdsource.models import Campaign, PainPoint, Status
-from crowdsource.pain_points import check_category
+from crowdsource.pain_points import check_category, get_pain_point_or_raise
 
 CURATORS = (Role.CURATOR, Role.BUREAU_ADMIN)
 
@@ -375,10 +375,8 @@ async def published_for_booklet(*, campaign: Campaign, now: datetime) -> list[Ch
 
 
 async def follow(*, ctx: AppContext, actor: Principal, pain_point_id: str, on: bool) -> None:
-    """Follow or unfollow a pain point."""
-    item = await PainPoint.get_or_none(public_id=pain_point_id)
-    if item is None or item.hidden:
-        raise NotFound("痛难点不存在", code="pain_point_not_found")
+    """Follow or unfollow a pain point (one the public can see, or one's own)."""
+    item = await get_pain_point_or_raise(pain_point_id, principal=actor)
     user = await User.get(public_id=actor.user_id)
     if on:
         try:
