@@ -30,9 +30,13 @@ from functools import partial
 from pathlib import Path
 
 import aiosqlite
+import asyncpg.exceptions as asyncpg_errors
 import httpx
+import pytest
+from tortoise.exceptions import DBConnectionError, OperationalError
 
 from backend.auth.revocations import republish
+from backend.errors import database_unavailable
 from backend.kv import KeyValue, RedisKeyValue
 from backend.kv_resilience import ResilientKeyValue
 from backend.models import Role
@@ -368,3 +372,53 @@ async def test_database_down_answers_503_with_retry_after(client, ctx, tmp_path,
         await _real_postgres_stops(tmp_path)
     else:
         await _sqlite_fails(client, ctx, monkeypatch)
+
+
+def _wrapped(exc: BaseException, wrapper: type[Exception] = OperationalError) -> Exception:
+    try:
+        raise wrapper(exc) from exc
+    except Exception as wrapped:
+        return wrapped
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)"),
+        TimeoutError(),
+        DBConnectionError("Can't establish connection to database faults"),
+        asyncpg_errors.ConnectionDoesNotExistError("connection was closed in the middle"),
+        asyncpg_errors.CannotConnectNowError("the database system is shutting down"),
+        asyncpg_errors.AdminShutdownError("terminating connection due to administrator command"),
+        asyncpg_errors.TooManyConnectionsError("sorry, too many clients already"),
+        asyncpg_errors.InterfaceError("cannot call Connection.fetch(): connection is closed"),
+        _wrapped(sqlite3.OperationalError("database is locked")),
+        _wrapped(sqlite3.OperationalError("unable to open database file")),
+    ],
+    ids=lambda exc: type(exc).__name__ + ":" + str(exc)[:20],
+)
+def test_every_way_a_database_is_unreachable_is_recognised(exc):
+    assert database_unavailable(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        _wrapped(sqlite3.OperationalError('near "SELEC": syntax error')),
+        OperationalError("column x does not exist"),
+        ValueError("bad"),
+        asyncpg_errors.InterfaceError("cannot perform operation: another operation is in progress"),
+    ],
+)
+def test_bugs_are_not_reported_as_an_unavailable_database(exc):
+    assert not database_unavailable(exc)
+
+
+def test_an_error_raised_while_handling_a_connection_error_is_a_different_error():
+    try:
+        try:
+            raise ConnectionRefusedError()
+        except ConnectionRefusedError:
+            raise KeyError("a bug in the handler")  # noqa: B904 - the point of the test
+    except KeyError as exc:
+        assert not database_unavailable(exc)
