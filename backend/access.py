@@ -25,6 +25,7 @@ from sanic.response import json as json_response
 from sanic_ext.extensions.openapi import openapi
 from sanic_ext.extensions.openapi.definitions import Component, Response
 
+from backend.auth.revocations import session_revoked
 from backend.clock import Clock, to_local
 from backend.config import Settings
 from backend.context import AppContext
@@ -173,7 +174,7 @@ async def authenticate(request: Request, ctx: AppContext, *, api_key: bool) -> P
         )
     except TokenError as exc:
         raise Unauthorized(exc.message, code=exc.code) from None
-    if await ctx.kv.exists(f"revoked-session:{claims.session}"):
+    if await session_revoked(ctx, claims.session):
         raise Unauthorized("登录已失效，请重新登录", code="session_revoked")
     try:
         role = Role(claims.role)

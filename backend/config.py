@@ -10,7 +10,10 @@ A bad value is a :class:`SettingsError` naming the variable.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -32,7 +35,8 @@ from pydantic_settings import (
 
 PROFILES = ("embedded", "services")
 ENVIRONMENTS = ("development", "production")
-INSECURE_SECRET = "insecure-development-secret-change-me"  # noqa: S105 - documented default
+# The development secret older versions shipped; treated as unset (never signs anything).
+INSECURE_SECRET = "insecure-development-secret-change-me"  # noqa: S105
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # HKDF ``info`` labels: one independent key per use of the configured secret.
@@ -43,6 +47,45 @@ ORIGIN_KEY_INFO = b"smartcircle/vote-origin/v1"
 
 class SettingsError(ValueError):
     """Raised when the environment describes an impossible or unsafe configuration."""
+
+
+SECRET_FILE = "secret.key"  # noqa: S105 - a file name
+_SECRET_MIN = 32
+
+
+def install_secret(var_dir: Path) -> str:
+    """This install's secret: ``<var_dir>/secret.key``, created with a random value at first start.
+
+    Outside production, when ``SMARTCIRCLE_JWT_SECRET`` is unset. The file is created atomically
+    and readable by its owner only (0600): the value is written to a private temporary file,
+    which is then hard-linked to the final name; the link fails if another worker (or host on a
+    shared directory) got there first, and everyone then reads the winner's value. So several
+    workers starting at once agree, and no reader ever sees a half-written file. Two installs
+    never share a value (256 random bits each); deleting the file rotates it (every token and
+    cursor signed with the old one stops working).
+    """
+    path = var_dir / SECRET_FILE
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=".secret-", dir=var_dir)  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileExistsError):  # another worker linked first: it wins
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    text = path.read_text(encoding="utf-8").strip()
+    if len(text) < _SECRET_MIN:
+        raise SettingsError(
+            f"{path} does not hold a secret of {_SECRET_MIN}+ characters; "
+            "remove it to have a new one generated, or set SMARTCIRCLE_JWT_SECRET"
+        )
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return text
 
 
 def parse_bool(value: str) -> bool:
@@ -202,7 +245,9 @@ class Settings(EnvSettings):
     elasticsearch_url: str = Field("", validation_alias="ELASTICSEARCH_URL")
     es_index_prefix: str = Field("smartcircle", validation_alias="SMARTCIRCLE_ES_INDEX_PREFIX")
     kv_prefix: str = Field("sc:", validation_alias="SMARTCIRCLE_KV_PREFIX")
-    jwt_secret: str = Field(INSECURE_SECRET, validation_alias="SMARTCIRCLE_JWT_SECRET")
+    kv_timeout: float = Field(1.0, gt=0, validation_alias="SMARTCIRCLE_KV_TIMEOUT")
+    kv_retry_seconds: float = Field(5.0, gt=0, validation_alias="SMARTCIRCLE_KV_RETRY_SECONDS")
+    jwt_secret: str = Field("", validation_alias="SMARTCIRCLE_JWT_SECRET")
     access_token_ttl: int = Field(900, validation_alias="SMARTCIRCLE_ACCESS_TOKEN_TTL")
     refresh_token_ttl: int = Field(30 * 24 * 3600, validation_alias="SMARTCIRCLE_REFRESH_TOKEN_TTL")
     demo_signin: EnvBool = Field(True, validation_alias="SMARTCIRCLE_DEMO_SIGNIN")
@@ -210,8 +255,19 @@ class Settings(EnvSettings):
     wechat_appid: str = Field("", validation_alias="WECHAT_APPID")
     wechat_secret: str = Field("", validation_alias="WECHAT_SECRET")
     wechat_timeout: float = Field(5.0, validation_alias="WECHAT_TIMEOUT")
-    login_max_failures: int = Field(5, validation_alias="SMARTCIRCLE_LOGIN_MAX_FAILURES")
-    login_lockout_seconds: int = Field(900, validation_alias="SMARTCIRCLE_LOGIN_LOCKOUT_SECONDS")
+    login_max_failures: int = Field(5, ge=1, validation_alias="SMARTCIRCLE_LOGIN_MAX_FAILURES")
+    login_account_max_failures: int = Field(
+        20, ge=1, validation_alias="SMARTCIRCLE_LOGIN_ACCOUNT_MAX_FAILURES"
+    )
+    login_address_max_failures: int = Field(
+        100, ge=1, validation_alias="SMARTCIRCLE_LOGIN_ADDRESS_MAX_FAILURES"
+    )
+    login_lockout_seconds: int = Field(
+        900, ge=1, validation_alias="SMARTCIRCLE_LOGIN_LOCKOUT_SECONDS"
+    )
+    password_hash_workers: int = Field(
+        0, ge=0, validation_alias="SMARTCIRCLE_PASSWORD_HASH_WORKERS"
+    )
     max_body_bytes: int = Field(10 * 1024 * 1024, validation_alias="SMARTCIRCLE_MAX_BODY_BYTES")
     db_pool_max: int = Field(20, validation_alias="SMARTCIRCLE_DB_POOL_MAX")
     scheduler_enabled: EnvBool = Field(True, validation_alias="SMARTCIRCLE_SCHEDULER")
@@ -260,12 +316,21 @@ class Settings(EnvSettings):
         result = self.model_copy(update=updates) if updates else self
         if result.environment == "production":
             result.check_production()
+        elif not result.secret_configured:
+            # Never the hard-coded value, never the same on two installs (see install_secret).
+            result = result.model_copy(update={"jwt_secret": install_secret(result.var_dir)})
         return result
+
+    @property
+    def secret_configured(self) -> bool:
+        """Whether ``SMARTCIRCLE_JWT_SECRET`` holds a secret of its own (not empty, not the old
+        development value)."""
+        return self.jwt_secret not in ("", INSECURE_SECRET)
 
     def check_production(self) -> None:
         """Refuse insecure defaults in production."""
         problems = []
-        if self.jwt_secret == INSECURE_SECRET or len(self.jwt_secret) < 32:
+        if not self.secret_configured or len(self.jwt_secret) < 32:
             problems.append("SMARTCIRCLE_JWT_SECRET must be set to a random value of 32+ chars")
         if self.demo_signin:
             problems.append("SMARTCIRCLE_DEMO_SIGNIN must be off")
@@ -276,20 +341,25 @@ class Settings(EnvSettings):
         if problems:
             raise SettingsError("refusing to start in production: " + "; ".join(problems))
 
+    def _key(self, info: bytes) -> str:
+        if not self.jwt_secret:
+            raise SettingsError("no secret yet: build settings with from_env() or resolved()")
+        return derive_key(self.jwt_secret, info)
+
     @property
     def token_key(self) -> str:
         """The key that signs and verifies access tokens (JWT HS256)."""
-        return derive_key(self.jwt_secret, TOKEN_KEY_INFO)
+        return self._key(TOKEN_KEY_INFO)
 
     @property
     def cursor_key(self) -> str:
         """The key that signs list cursors (``backend.paging``)."""
-        return derive_key(self.jwt_secret, CURSOR_KEY_INFO)
+        return self._key(CURSOR_KEY_INFO)
 
     @property
     def origin_key(self) -> str:
         """The key of the vote-origin HMAC hashes (IP, network, device)."""
-        return derive_key(self.jwt_secret, ORIGIN_KEY_INFO)
+        return self._key(ORIGIN_KEY_INFO)
 
     @property
     def parking_stale_after(self) -> timedelta:

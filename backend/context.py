@@ -74,14 +74,22 @@ class AppContext:
 
 
 def build_context(settings: Settings, *, clock: Clock | None = None) -> AppContext:
-    """The context for these settings: the KV store, HTTP and WeChat clients, Elasticsearch."""
-    from backend.kv import MemoryKeyValue, RedisKeyValue
+    """The context for these settings: the KV store, HTTP and WeChat clients, Elasticsearch.
 
-    kv: KeyValue = (
-        RedisKeyValue.from_url(settings.redis_url, prefix=settings.kv_prefix)
-        if settings.redis_url
-        else MemoryKeyValue(prefix=settings.kv_prefix)
-    )
+    Redis is wrapped in :class:`~backend.kv_resilience.ResilientKeyValue`: when it is
+    unreachable each kind of operation degrades as that module describes, and requests go on.
+    """
+    from backend.kv import MemoryKeyValue, RedisKeyValue
+    from backend.kv_resilience import ResilientKeyValue
+
+    kv: KeyValue
+    if settings.redis_url:
+        redis = RedisKeyValue.from_url(
+            settings.redis_url, prefix=settings.kv_prefix, socket_timeout=settings.kv_timeout
+        )
+        kv = ResilientKeyValue(redis, retry_after=settings.kv_retry_seconds)
+    else:
+        kv = MemoryKeyValue(prefix=settings.kv_prefix)
     clock = clock or Clock()
     http = httpx.AsyncClient(timeout=settings.wechat_timeout)
     wechat = WeChatClient(

@@ -6,8 +6,11 @@ Shape: ``{"error": {"code": "snake_case", "message": "...", "fields": {"path": "
 from __future__ import annotations
 
 import logging
+import socket
+import sqlite3
 from typing import Any
 
+import asyncpg.exceptions as asyncpg_errors
 from sanic import DefaultSanic, Request
 from sanic.exceptions import (
     BadRequest as SanicBadRequest,
@@ -22,6 +25,9 @@ from sanic.exceptions import (
     NotFound as SanicNotFound,
 )
 from sanic.response import HTTPResponse, json
+from tortoise.exceptions import DBConnectionError, OperationalError
+
+from backend.logs import request_id_for
 
 log = logging.getLogger("smartcircle.errors")
 
@@ -125,9 +131,60 @@ def error_response(
     return json({"error": body}, status=status, headers=headers)
 
 
+# How long a client should wait before trying again when the database is unreachable.
+DATABASE_RETRY_AFTER = 5
+# What a stopped, restarting or unreachable database raises, through Tortoise or directly:
+# refused and reset connections, a pool or connect timeout, asyncpg's lost connections
+# (ConnectionDoesNotExistError is a PostgresConnectionError), an administrator shutting the
+# server down or a server still starting (OperatorInterventionError: AdminShutdownError,
+# CannotConnectNowError, CrashShutdownError) and too many connections.
+_DATABASE_DOWN: tuple[type[BaseException], ...] = (
+    DBConnectionError,
+    ConnectionError,  # ConnectionRefusedError, ConnectionResetError, …
+    TimeoutError,  # asyncio.TimeoutError too: pool acquire and connect timeouts
+    socket.gaierror,
+    asyncpg_errors.PostgresConnectionError,
+    asyncpg_errors.OperatorInterventionError,
+    asyncpg_errors.TooManyConnectionsError,
+)
+# SQLite's own words for a database it cannot use right now (busy beyond the timeout, the file
+# gone or unreadable).
+_SQLITE_DOWN = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the database cannot be reached right now."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _DATABASE_DOWN):
+            return True
+        if isinstance(current, asyncpg_errors.InterfaceError) and "closed" in str(current):
+            return True  # "connection is closed", "pool is closed"
+        if isinstance(current, sqlite3.OperationalError | OperationalError) and any(
+            words in str(current).lower() for words in _SQLITE_DOWN
+        ):
+            return True
+        current = _cause(current)
+    return False
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """What ``exc`` explicitly wraps: ``raise … from cause``, or an exception passed as its first
+    argument (Tortoise's ``OperationalError(exc)``). Not the implicit context: an error raised
+    while some connection error was being handled is a different error."""
+    if exc.__cause__ is not None:
+        return exc.__cause__
+    first = exc.args[0] if exc.args else None
+    return first if isinstance(first, BaseException) else None
+
+
 def _translate(exc: Exception) -> tuple[int, str, str, dict[str, str] | None]:
     if isinstance(exc, AppError):
         return exc.status_code, exc.code, exc.message, exc.fields
+    if database_unavailable(exc):
+        return 503, "database_unavailable", "数据库暂不可用，请稍后再试", None
     if isinstance(exc, SanicNotFound):
         return 404, "not_found", "请求的地址不存在", None
     if isinstance(exc, MethodNotAllowed):
@@ -148,16 +205,29 @@ def install_error_handlers(app: DefaultSanic) -> None:
 
     @app.exception(Exception)
     async def handle_any(request: Request, exc: Exception) -> HTTPResponse:
+        request_id = request_id_for(request)
         status, code, message, fields = _translate(exc)
         headers = dict(getattr(exc, "headers", None) or {})
+        if code == "database_unavailable":
+            headers.setdefault("Retry-After", str(DATABASE_RETRY_AFTER))
+            log.warning(
+                "database unavailable",
+                extra={"path": request.path, "method": request.method, "error": _name(exc)},
+            )
         if isinstance(exc, MethodNotAllowed) and getattr(exc, "allowed_methods", None):
             headers["Allow"] = ", ".join(sorted(exc.allowed_methods or ()))
-        if status >= 500:
+        if status >= 500 and code != "database_unavailable":
             # The traceback goes to the log; the client sees only the request id.
             log.error(
                 "unhandled error",
                 exc_info=(type(exc), exc, exc.__traceback__),
                 extra={"path": request.path, "method": request.method},
             )
-            message = f"{message}（请求编号 {request.id}）"
+            message = f"{message}（请求编号 {request_id}）"
         return error_response(status, code, message, fields, headers)
+
+
+def _name(exc: BaseException) -> str:
+    """The exception's type, and its cause's when there is one (for the log)."""
+    cause = _cause(exc)
+    return type(exc).__name__ + (f" <- {type(cause).__name__}" if cause is not None else "")

@@ -57,6 +57,11 @@ async def health(request: Request, call: Call[None, None]) -> HTTPResponse:
         "database": await _probe("sqlite" if settings.is_sqlite else "postgresql", db.ping),
         "kv": await _probe("redis" if settings.redis_url else "memory", kv_ping),
     }
+    if services["kv"].status != "ok":
+        # Redis holds only what can be rebuilt: requests go on with per-worker fallbacks
+        # (backend/kv_resilience.py), so the app is degraded, not down.
+        services["kv"].status = "degraded"
+        services["kv"].detail = f"{services['kv'].detail}: per-worker fallback"
     es = call.ctx.elastic
     if es is not None:
 

@@ -51,12 +51,14 @@ import heapq
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as redis_async
 from redis.asyncio.lock import Lock as RedisLock
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import LockNotOwnedError, RedisError
 
 __all__ = [
@@ -78,6 +80,10 @@ _LOCK_POLL_INTERVAL = 0.02
 _SCAN_BATCH = 500
 _DEFAULT_MAX_CONNECTIONS = 50
 _DEFAULT_POOL_TIMEOUT = 10.0
+# A dead or hung Redis must fail fast (the caller degrades, see ``backend.kv_resilience``):
+# redis-py's defaults are a 5 s socket timeout and 10 retries with backoff.
+_DEFAULT_SOCKET_TIMEOUT = 1.0
+_DEFAULT_RETRIES = 1
 
 
 class LockNotAcquired(Exception):
@@ -249,6 +255,16 @@ class KeyValue(abc.ABC):
         """Count one hit in a fixed window (see module docstring)."""
 
     # -- lifecycle ----------------------------------------------------------------------
+    @property
+    def degraded(self) -> bool:
+        """True while the store answers from a per-worker fallback (``backend.kv_resilience``)."""
+        return False
+
+    def on_recovery(self, hook: Callable[[], Awaitable[object]]) -> None:
+        """Run ``hook`` whenever the store answers again after an outage (a store that cannot
+        be unreachable never calls it)."""
+        return None
+
     @abc.abstractmethod
     async def ping(self) -> bool:
         """Whether the backend is reachable."""
@@ -327,7 +343,17 @@ class RedisKeyValue(KeyValue):
         beyond that, so by default a ``BlockingConnectionPool`` is used instead: a burst of
         concurrent commands waits (up to ``timeout`` seconds) for a free connection.
         ``blocking=False`` gives plain ``redis.asyncio.from_url`` behaviour.
+
+        Commands time out after ``socket_timeout`` seconds (connecting too) and are retried
+        once (a pooled connection that died with a restarted server reconnects), so an
+        unreachable server costs about two timeouts, not redis-py's default ten retries.
         """
+        timeout = float(pool_opts.pop("socket_timeout", _DEFAULT_SOCKET_TIMEOUT))
+        pool_opts.setdefault("socket_timeout", timeout)
+        pool_opts.setdefault("socket_connect_timeout", timeout)
+        pool_opts.setdefault(
+            "retry", Retry(ExponentialBackoff(cap=0.1, base=0.01), _DEFAULT_RETRIES)
+        )
         if blocking:
             pool_opts.setdefault("max_connections", _DEFAULT_MAX_CONNECTIONS)
             pool_opts.setdefault("timeout", _DEFAULT_POOL_TIMEOUT)
@@ -777,7 +803,11 @@ class MemoryKeyValue(KeyValue):
 
 
 def create_kv(redis_url: str | None, *, prefix: str = "sc:") -> KeyValue:
-    """Redis-backed store when ``redis_url`` is given, otherwise the in-process one."""
+    """Redis-backed store when ``redis_url`` is given, otherwise the in-process one.
+
+    The app wraps the Redis store in ``backend.kv_resilience.ResilientKeyValue``
+    (``backend.context.build_context``); this factory gives the bare store.
+    """
     if redis_url:
         return RedisKeyValue.from_url(redis_url, prefix=prefix)
     return MemoryKeyValue(prefix=prefix)

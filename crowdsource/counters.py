@@ -9,8 +9,10 @@ four sorted sets, member = pain point public id, score = votes:
 and a marker ``cs:<campaign>:built`` saying the sets were rebuilt from the database since the
 store was last emptied. A vote or withdrawal first makes sure the marker exists (rebuilding under
 a lock if not), then commits in the database, then adds ±1 to the sets. When the store is
-unreachable the vote still stands. :func:`rebuild` (the reconciliation job, and the first use
-after the store was emptied) writes the exact database counts back. A rebuild that races live
+unreachable the vote still stands: the ±1 is dropped (``backend.kv_resilience``), counts are
+read from the database meanwhile, and the reconciliation job repairs the sets afterwards.
+:func:`rebuild` (the reconciliation job, and the first use after the store was emptied) writes
+the exact database counts back. A rebuild that races live
 votes can be off by the votes committed during it. The next reconciliation repairs that, so the
 counts equal the database's once reconciliation has run in a quiet moment.
 """
@@ -24,6 +26,7 @@ from tortoise.functions import Count
 
 from backend.context import AppContext
 from backend.kv import LockNotAcquired
+from backend.kv_resilience import KeyValueUnavailable
 from crowdsource.models import Audience, Campaign, PainPoint, Vote
 
 log = logging.getLogger("smartcircle.crowdsource")
@@ -69,13 +72,15 @@ def _empty() -> dict[str, int]:
 
 async def rebuild(*, ctx: AppContext, campaign: Campaign) -> int:
     """Write the database's counts into the KV sets; the number of members corrected."""
-    counts = await database_counts(campaign=campaign)
     kv = ctx.kv
-    corrected = 0
     keys = {"total": total_key(campaign)} | {a.value: audience_key(campaign, a) for a in AUDIENCES}
+    # Read the sets first: an unreachable store fails here, before any counting in the database.
+    stored = {part: dict(await kv.ztop(key, 0, -1)) for part, key in keys.items()}
+    counts = await database_counts(campaign=campaign)
+    corrected = 0
     for part, key in keys.items():
         wanted = {pid: float(c[part]) for pid, c in counts.items() if c[part]}
-        current = dict(await kv.ztop(key, 0, -1))
+        current = stored[part]
         stale = [m for m in current if m not in wanted]
         if stale:
             await kv.zrem(key, *stale)
@@ -90,6 +95,8 @@ async def rebuild(*, ctx: AppContext, campaign: Campaign) -> int:
 async def ensure_built(*, ctx: AppContext, campaign: Campaign) -> None:
     """Rebuild the campaign's sets from the database if the store lost them."""
     kv = ctx.kv
+    if kv.degraded:  # the sets cannot be read or written: callers count in the database
+        raise KeyValueUnavailable("vote counters unreachable")
     if await kv.exists(built_key(campaign)):
         return
     async with kv.hold(f"cs:{campaign.public_id}:rebuild", ttl=60, wait=15):

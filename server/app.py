@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
-import uuid
 
 from sanic import DefaultSanic, Request, Sanic
 from sanic.response import HTTPResponse
@@ -17,13 +15,13 @@ from backend.config import Settings
 from backend.context import AppContext, build_context
 from backend.errors import Forbidden, install_error_handlers
 from backend.features import Feature
-from backend.logs import configure_logging, request_id_var
+from backend.headers import apply_security_headers
+from backend.logs import configure_logging, request_id_for
 from backend.scheduler import Jobs
 from server.features import FEATURES
 from server.orm import apps
 
 log = logging.getLogger("smartcircle.access")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 
 def _dumps(value: object, **kwargs: object) -> str:
@@ -38,7 +36,9 @@ def create_app(
     if not isinstance(settings, Settings):  # the sanic CLI passes its own arguments
         settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
-    app = Sanic("smartcircle", strict_slashes=False, dumps=_dumps)
+    # configure_logging=False: Sanic's own configuration would put its box-printing handlers
+    # back on its loggers; ours (above) sends every record through one JSON line handler.
+    app = Sanic("smartcircle", strict_slashes=False, dumps=_dumps, configure_logging=False)
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.ACCESS_LOG = False
@@ -110,18 +110,15 @@ def _register_features(app: Sanic, ctx: AppContext, features: tuple[Feature, ...
 def _register_middleware(app: DefaultSanic) -> None:
     @app.on_request
     async def _before(request: Request) -> None:
-        incoming = request.headers.get("x-request-id", "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        request.ctx.request_id = request_id
+        request_id_for(request)
         request.ctx.started = time.perf_counter()
-        request_id_var.set(request_id)
         if route_access(request) is None:
             raise Forbidden("该接口未声明访问权限", code="route_not_declared")
 
     @app.on_response  # type: ignore[untyped-decorator]  # sanic leaves on_response unannotated
     async def _after(request: Request, response: HTTPResponse) -> None:
-        request_id = getattr(request.ctx, "request_id", None) or uuid.uuid4().hex
-        response.headers["X-Request-Id"] = request_id
+        response.headers["X-Request-Id"] = request_id_for(request)
+        apply_security_headers(request, response)
         started = getattr(request.ctx, "started", None)
         principal = getattr(request.ctx, "principal", None)
         log.info(

@@ -145,22 +145,32 @@ async def test_password_failures_look_alike(client):
 
 
 async def test_lockout_after_repeated_failures(client, ctx):
+    """Deterministic: the windows run on the app clock, which the test moves (no sleeping, so a
+    slow password check on a loaded machine cannot let the window run out mid-test)."""
     await make_user(Role.BUREAU_ADMIN, username="admin-x")
     original = ctx.settings
-    ctx.settings = original.model_copy(update={"login_max_failures": 3, "login_lockout_seconds": 1})
+    ctx.settings = original.model_copy(
+        update={"login_max_failures": 3, "login_lockout_seconds": 600}
+    )
     try:
         for _ in range(3):
             assert (await login(client, "admin-x", "nope-nope-nope")).status_code == 401
         locked = await login(client, "admin-x", PASSWORD)
         assert locked.status_code == 429
         assert locked.json()["error"]["code"] == "login_locked"
-        assert 1 <= int(locked.headers["Retry-After"]) <= 1
-        await asyncio.sleep(1.1)
+        wait = int(locked.headers["Retry-After"])
+        assert 1 <= wait <= 2 * 600
+        ctx.clock.advance(wait - 2)
+        assert (await login(client, "admin-x", PASSWORD)).status_code == 429  # not yet
+        ctx.clock.advance(2)
         assert (await login(client, "admin-x", PASSWORD)).status_code == 200
         # success resets the count
         for _ in range(2):
-            await login(client, "admin-x", "nope-nope-nope")
+            assert (await login(client, "admin-x", "nope-nope-nope")).status_code == 401
         assert (await login(client, "admin-x", PASSWORD)).status_code == 200
+        for _ in range(3):
+            assert (await login(client, "admin-x", "nope-nope-nope")).status_code == 401
+        assert (await login(client, "admin-x", PASSWORD)).status_code == 429
     finally:
         ctx.settings = original
 

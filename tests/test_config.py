@@ -40,9 +40,10 @@ def test_services_profile_needs_its_urls():
     assert "REDIS_URL" not in str(caught.value)
 
 
-def test_services_profile_allows_workers_and_pools():
+def test_services_profile_allows_workers_and_pools(tmp_path: Path):
     settings = Settings.from_env(
         {
+            "SMARTCIRCLE_VAR_DIR": str(tmp_path),
             "SMARTCIRCLE_PROFILE": "services",
             "DATABASE_URL": "postgres://u:p@127.0.0.1:5432/db",
             "REDIS_URL": "redis://127.0.0.1:6379/0",
@@ -129,7 +130,8 @@ def test_derived_keys_are_independent_stable_and_follow_the_secret():
         assert old != new
 
 
-def test_construction_takes_only_its_arguments(monkeypatch: pytest.MonkeyPatch):
+def test_construction_takes_only_its_arguments(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("SMARTCIRCLE_VAR_DIR", str(tmp_path))
     monkeypatch.setenv("SMARTCIRCLE_PORT", "9999")
     monkeypatch.setenv("SMARTCIRCLE_DEBUG", "1")
     assert Settings().port == 8000 and Settings().debug is False
@@ -138,9 +140,14 @@ def test_construction_takes_only_its_arguments(monkeypatch: pytest.MonkeyPatch):
     assert Settings.from_env(port=1234).port == 1234
 
 
-def test_empty_variables_mean_unset_except_booleans_which_mean_off():
+def test_empty_variables_mean_unset_except_booleans_which_mean_off(tmp_path: Path):
     settings = Settings.from_env(
-        {"SMARTCIRCLE_PORT": "", "SMARTCIRCLE_PROFILE": "", "SMARTCIRCLE_DEMO_SIGNIN": ""}
+        {
+            "SMARTCIRCLE_VAR_DIR": str(tmp_path),
+            "SMARTCIRCLE_PORT": "",
+            "SMARTCIRCLE_PROFILE": "",
+            "SMARTCIRCLE_DEMO_SIGNIN": "",
+        }
     )
     assert settings.port == 8000 and settings.profile == "embedded"
     assert settings.demo_signin is False

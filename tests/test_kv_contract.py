@@ -24,9 +24,15 @@ from backend.kv import (
     RedisKeyValue,
     create_kv,
 )
+from backend.kv_resilience import ResilientKeyValue
 
 SERVICES = os.environ.get("SMARTCIRCLE_PROFILE") == "services"
-IMPLEMENTATIONS = ["memory", "redis"] if SERVICES else ["memory"]
+# "resilient-*": the app's wrapper (backend/kv_resilience.py) over each store keeps the contract.
+IMPLEMENTATIONS = (
+    ["memory", "resilient-memory", "redis", "resilient-redis"]
+    if SERVICES
+    else ["memory", "resilient-memory"]
+)
 
 
 def _redis_url() -> str:
@@ -44,6 +50,8 @@ def _unique_prefix() -> str:
 
 
 async def _make(kind: str, prefix: str) -> KeyValue:
+    if kind.startswith("resilient-"):
+        return ResilientKeyValue(await _make(kind.removeprefix("resilient-"), prefix))
     if kind == "redis":
         store: KeyValue = RedisKeyValue.from_url(_redis_url(), prefix=prefix)
         if not await store.ping():
@@ -365,6 +373,8 @@ async def test_concurrent_lock_single_winner(kv: KeyValue) -> None:
 
 def _neighbour(kv: KeyValue) -> KeyValue:
     """Another namespace, on the same storage where storage is shared (one Redis)."""
+    if isinstance(kv, ResilientKeyValue):
+        return ResilientKeyValue(_neighbour(kv.primary))
     if isinstance(kv, RedisKeyValue):
         return RedisKeyValue(kv.client, _unique_prefix())
     return MemoryKeyValue(prefix=_unique_prefix())

@@ -300,13 +300,14 @@ def _server_env(tmp_path: Path) -> dict[str, str]:
         SMARTCIRCLE_LOG_LEVEL="WARNING",
         SMARTCIRCLE_SCHEDULER="0",
         SMARTCIRCLE_KV_PREFIX=f"test:{RUN_ID}:open311:",
+        SMARTCIRCLE_VAR_DIR=str(tmp_path),  # the install's secret too, never the checkout's
     )
     if PROFILE == "services":
         env.update(SMARTCIRCLE_PROFILE="services", DATABASE_URL=os.environ["TEST_DATABASE_URL"])
     else:
         for name in ("DATABASE_URL", "REDIS_URL", "ELASTICSEARCH_URL"):
             env.pop(name, None)
-        env.update(SMARTCIRCLE_PROFILE="embedded", SMARTCIRCLE_VAR_DIR=str(tmp_path))
+        env.update(SMARTCIRCLE_PROFILE="embedded")
     return env
 
 

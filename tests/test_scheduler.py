@@ -88,6 +88,7 @@ def _process_env(tmp_path: Path) -> dict[str, str]:
         SMARTCIRCLE_MAX_BODY_BYTES="2048",
         SMARTCIRCLE_LOG_LEVEL="INFO",
         SMARTCIRCLE_KV_PREFIX=f"test:{RUN_ID}:procs:",
+        SMARTCIRCLE_VAR_DIR=str(tmp_path),  # the install's secret too, never the checkout's
     )
     if PROFILE == "services":
         env.update(
@@ -97,7 +98,7 @@ def _process_env(tmp_path: Path) -> dict[str, str]:
     else:
         for name in ("DATABASE_URL", "REDIS_URL", "ELASTICSEARCH_URL"):
             env.pop(name, None)
-        env.update(SMARTCIRCLE_PROFILE="embedded", SMARTCIRCLE_VAR_DIR=str(tmp_path))
+        env.update(SMARTCIRCLE_PROFILE="embedded")
     return env
 
 

@@ -9,6 +9,8 @@ from tortoise.exceptions import IntegrityError
 
 from backend.access import Principal
 from backend.audit import record
+from backend.auth import passwords, revocations
+from backend.auth.attempts import SignInAttempts
 from backend.auth.schemas import ApiKeyOut, StaffUserCreate, TokenOut, UserOut
 from backend.auth.wechat import WeChatClient
 from backend.context import AppContext
@@ -16,19 +18,11 @@ from backend.errors import (
     BadRequest,
     Conflict,
     NotFound,
-    RateLimited,
     Unauthorized,
     ValidationFailed,
 )
 from backend.models import ApiKey, RefreshToken, Role, User, new_public_id
-from backend.security import (
-    digest,
-    encode_access_token,
-    hash_password,
-    needs_rehash,
-    new_secret,
-    verify_password,
-)
+from backend.security import digest, encode_access_token, needs_rehash, new_secret
 
 log = logging.getLogger("smartcircle.auth")
 DEV_PREFIX = "dev:"
@@ -107,27 +101,18 @@ async def sign_in_wechat(*, ctx: AppContext, code: str, wechat: WeChatClient) ->
 async def sign_in_password(
     *, ctx: AppContext, username: str, password: str, client_ip: str
 ) -> TokenOut:
-    """Staff and vendor sign-in with lockout after repeated failures."""
-    settings = ctx.settings
-    user_key = f"login-fail:user:{digest(username.lower())}"
-    ip_key = f"login-fail:ip:{client_ip}"
-    for key, limit in (
-        (user_key, settings.login_max_failures),
-        (ip_key, settings.login_max_failures * 4),
-    ):
-        if await ctx.kv.get_int(key) >= limit:
-            retry = await ctx.kv.ttl(key) or settings.login_lockout_seconds
-            raise RateLimited(retry, "登录失败次数过多，请稍后再试", code="login_locked")
+    """Staff and vendor sign-in, with lockouts counted before the check (``attempts``)."""
+    attempt = SignInAttempts(ctx, username=username, address=client_ip)
+    await attempt.reserve()
     user = await User.get_or_none(username=username)
-    if user is None or not verify_password(user.password_hash, password) or not user.is_active:
-        window = settings.login_lockout_seconds
-        await ctx.kv.incr(user_key, ttl=window)
-        await ctx.kv.incr(ip_key, ttl=window)
+    # Unknown accounts are verified against a dummy hash: the same time, in the same pool.
+    valid = await passwords.verify(ctx.settings, user.password_hash if user else None, password)
+    if user is None or not valid or not user.is_active:
         log.info("password sign-in refused")
         raise Unauthorized("用户名或密码错误", code="invalid_credentials")
-    await ctx.kv.delete(user_key)
+    await attempt.succeeded()
     if user.password_hash and needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+        user.password_hash = await passwords.hash_(ctx.settings, password)
     user.last_login_at = ctx.clock.now()
     await user.save(update_fields=["last_login_at", "password_hash"])
     return await issue_tokens(ctx=ctx, user=user)
@@ -160,7 +145,7 @@ async def revoke_family(*, ctx: AppContext, family: str, reason: str) -> None:
     await RefreshToken.filter(family=family, revoked_at__isnull=True).update(
         revoked_at=ctx.clock.now()
     )
-    await ctx.kv.set(f"revoked-session:{family}", reason, ttl=ctx.settings.access_token_ttl + 60)
+    await revocations.publish(ctx=ctx, family=family, reason=reason)
 
 
 async def logout(*, ctx: AppContext, principal: Principal, refresh_token: str | None) -> None:
@@ -190,7 +175,7 @@ async def create_staff_user(*, ctx: AppContext, actor: Principal, data: StaffUse
     try:
         user = await User.create(
             username=data.username,
-            password_hash=hash_password(data.password),
+            password_hash=await passwords.hash_(ctx.settings, data.password),
             role=data.role,
             display_name=data.display_name,
             street_code=data.street_code if data.role == Role.STREET_WORKER else None,

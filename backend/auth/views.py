@@ -18,6 +18,7 @@ from backend.auth.schemas import (
     UserOut,
     WeChatSignIn,
 )
+from backend.headers import mark_no_store
 from backend.models import Role, User
 
 bp = Blueprint("auth", url_prefix="/api/v1")
@@ -34,6 +35,7 @@ TAG = "auth"
     errors=(429, 503),
 )
 async def wechat_sign_in(request: Request, call: Call[None, WeChatSignIn]) -> TokenOut:
+    mark_no_store(request)
     return await service.sign_in_wechat(ctx=call.ctx, code=call.body.code, wechat=call.ctx.wechat)
 
 
@@ -47,6 +49,7 @@ async def wechat_sign_in(request: Request, call: Call[None, WeChatSignIn]) -> To
     errors=(401, 429),
 )
 async def password_sign_in(request: Request, call: Call[None, PasswordSignIn]) -> TokenOut:
+    mark_no_store(request)
     return await service.sign_in_password(
         ctx=call.ctx,
         username=call.body.username,
@@ -65,6 +68,7 @@ async def password_sign_in(request: Request, call: Call[None, PasswordSignIn]) -
     errors=(401,),
 )
 async def refresh(request: Request, call: Call[None, RefreshRequest]) -> TokenOut:
+    mark_no_store(request)
     return await service.rotate_refresh_token(ctx=call.ctx, refresh_token=call.body.refresh_token)
 
 

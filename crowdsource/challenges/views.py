@@ -9,6 +9,7 @@ from sanic.response import html, raw
 
 from backend.access import Call, endpoint
 from backend.errors import Forbidden, NotFound
+from backend.headers import csp_for_inline_styles
 from backend.models import Role
 from crowdsource.challenges import booklet, curation, judging, proposals, service
 from crowdsource.challenges.models import ProposalStatus, VendorStatus
@@ -550,7 +551,8 @@ async def _booklet(call: Call, campaign_id: str) -> booklet.Booklet:
 @challenges_bp.get("/campaigns/<campaign_id:str>/booklet")
 @endpoint(summary="挑战手册（HTML，可打印）", tag=CTAG, public=True, errors=(404,))
 async def booklet_html(request: Request, call: Call[None, None], campaign_id: str) -> HTTPResponse:
-    return html(booklet.render_html(await _booklet(call, campaign_id)))
+    page = booklet.render_html(await _booklet(call, campaign_id))
+    return html(page, headers={"Content-Security-Policy": csp_for_inline_styles(page)})
 
 
 @challenges_bp.get("/campaigns/<campaign_id:str>/booklet.pdf")
