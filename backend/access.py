@@ -262,9 +262,7 @@ def _body_data(request: Request, form: bool) -> Any:
 
 PUBLIC_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 # A public id in a body or a query (``backend.models.new_public_id``: URL-safe, ≤ 32 characters).
-PublicId = Annotated[
-    str, StringConstraints(min_length=1, max_length=32, pattern=PUBLIC_ID_PATTERN)
-]
+PublicId = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PUBLIC_ID_PATTERN)]
 
 
 @dataclass(frozen=True)
@@ -452,11 +450,11 @@ def endpoint(
     def decorate(func: Handler) -> Handler:
         @wraps(func)
         async def handler(request: Request, **path: Any) -> HTTPResponse:
-            _check_path(path, rules)
             ctx: AppContext = request.app.ctx.app_context
             principal = await authenticate(request, ctx, api_key=api_key)
             request.ctx.principal = principal
             _authorise(access, principal)
+            _check_path(path, rules)
             call: Call[Any, Any] = Call(
                 request=request,
                 ctx=ctx,

@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
 )
 
+from backend.access import PublicId
 from backend.clock import in_service_years
 from backend.geo import CoordSystem
 from crowdsource.models import Audience, Phase, Status
@@ -263,11 +264,11 @@ class SimilarList(BaseModel):
 class ModerationIn(_In):
     decision: Literal["valid", "invalid", "duplicate"]
     reason: str = Field(default="", max_length=500)
-    duplicate_of: str | None = Field(default=None, min_length=1, max_length=32)
+    duplicate_of: PublicId | None = None
 
 
 class MergeIn(_In):
-    source: str = Field(min_length=1, max_length=32, description="被合并（重复）的痛点 id")
+    source: PublicId = Field(description="被合并（重复）的痛点 id")
     reason: str = Field(default="", max_length=500)
 
 

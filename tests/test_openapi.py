@@ -45,9 +45,10 @@ def _operations(document: dict[str, Any]):
 def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in schema:
         name = schema["$ref"].removeprefix("#/components/schemas/")
-        schema = {**document["components"]["schemas"][name], **{
-            k: v for k, v in schema.items() if k != "$ref"
-        }}
+        schema = {
+            **document["components"]["schemas"][name],
+            **{k: v for k, v in schema.items() if k != "$ref"},
+        }
     return schema
 
 
@@ -77,7 +78,7 @@ async def test_query_parameters_have_their_real_types_and_bounds(document):
     assert q == {"type": "string", "minLength": 1, "maxLength": 50}
     status = _parameter(document, "/api/v1/me/bookings", "get", "status")["schema"]
     assert "confirmed" in _resolve(document, status)["enum"]
-    for path, method, operation in _operations(document):
+    for path, _method, operation in _operations(document):
         for parameter in operation.get("parameters", []):
             schema = parameter["schema"]
             # Never an object wrapping a JSON Schema, never a nullable query parameter.

@@ -279,7 +279,7 @@ async def cancel(request: Request, call: Call, booking_id: str) -> BookingOut:
 )
 async def my_bookings(request: Request, call: Call) -> BookingList:
     q = call.query
-    secret = call.settings.jwt_secret
+    secret = call.settings.cursor_key
     scope = scope_of("me/bookings", call.user.user_id, q.status)
     offset = 0
     if q.cursor:
