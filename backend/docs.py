@@ -14,11 +14,13 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import DefaultSanic, Request
+from sanic.handlers.directory import DirectoryHandler
 from sanic.response import HTTPResponse, html
 from sanic.response import json as json_response
 
 from backend.access import Call, declare_public, endpoint
 from backend.config import REPO_ROOT
+from backend.errors import NotFound
 from backend.openapi import build_document
 
 log = logging.getLogger("smartcircle.docs")
@@ -35,6 +37,13 @@ DOCS_CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'none'"
 )
+
+
+class _NoListing(DirectoryHandler):
+    """The assets' directory itself is not a page: 404, neither a listing nor an index."""
+
+    async def handle(self, request: Request, path: str) -> HTTPResponse:
+        raise NotFound()
 
 
 def install_docs(app: DefaultSanic, *, title: str, version: str, description: str) -> None:
@@ -65,7 +74,13 @@ def install_docs(app: DefaultSanic, *, title: str, version: str, description: st
     app.static(INITIALIZER, HERE / "static" / "docs-init.js", name="docs_initializer")
     declare_public(app, "docs_initializer")
     if SWAGGER_UI_DIST.is_dir():
-        app.static(ASSETS, SWAGGER_UI_DIST.resolve(), name="docs_assets")
+        directory = SWAGGER_UI_DIST.resolve()
+        app.static(
+            ASSETS,
+            directory,
+            name="docs_assets",
+            directory_handler=_NoListing(uri=ASSETS, directory=directory),
+        )
         declare_public(app, "docs_assets")
     else:  # pragma: no cover - make install puts it there
         log.warning("swagger-ui-dist is not installed (make install): /docs shows no UI")

@@ -177,7 +177,7 @@ def build_document(
             }
         operation["responses"] = _responses(spec, path_params, ref)
         operation["security"] = _security(spec)
-        operation["x-callers"] = spec.access.describe()
+        operation["x-access"] = _access(spec)
         paths.setdefault(template, {})[method] = operation
 
     document: dict[str, Any] = {
@@ -236,6 +236,17 @@ def _security(spec: EndpointSpec) -> list[dict[str, list[str]]]:
     if access.api_key:
         schemes.append({"apiKey": []})
     return schemes
+
+
+def _access(spec: EndpointSpec) -> dict[str, Any]:
+    """Who may call the operation, for machines (the description says it for people)."""
+    access = spec.access
+    if access.public:
+        return {"public": True}
+    described: dict[str, Any] = {"roles": sorted(access.roles) or ["any"]}
+    if access.api_key:
+        described["api_key"] = True
+    return described
 
 
 def _prune(document: dict[str, Any]) -> None:
