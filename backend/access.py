@@ -7,29 +7,37 @@ name the field path), shapes the response, and writes the route's OpenAPI descri
 from __future__ import annotations
 
 import json
+import math
+import re
 import typing
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import Enum
 from functools import wraps
-from http import HTTPStatus
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
+from urllib.parse import parse_qs
 from uuid import UUID
 
-from pydantic import AnyUrl, BaseModel, ValidationError
+from pydantic import AnyUrl, BaseModel, StringConstraints, ValidationError
 from sanic import DefaultSanic, Request
+from sanic.request.form import parse_multipart_form
 from sanic.response import HTTPResponse, empty
 from sanic.response import json as json_response
-from sanic_ext.extensions.openapi import openapi
-from sanic_ext.extensions.openapi.definitions import Component, Response
 
 from backend.auth.revocations import session_revoked
 from backend.clock import Clock, to_local
 from backend.config import Settings
 from backend.context import AppContext
-from backend.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed
+from backend.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from backend.kv import KeyValue
 from backend.models import ApiKey, Role
 from backend.security import TokenError, decode_access_token, digest
@@ -38,8 +46,10 @@ M = TypeVar("M", bound=BaseModel)
 Q = TypeVar("Q")
 B = TypeVar("B")
 ACCESS_ATTR = "__smartcircle_access__"
-# Routes added by libraries (the OpenAPI document and its UI) are public by nature.
-LIBRARY_ROUTE_PREFIXES = ("openapi.",)
+SPEC_ATTR = "__smartcircle_endpoint__"
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,47 @@ def parse_model(model: type[M], data: Any, where: str) -> M:
         raise ValidationFailed(fields=fields) from None
 
 
+# -- the border: what any input may carry -----------------------------------------------------
+
+# Characters no text field accepts: C0 and C1 control characters (tab, line feed and carriage
+# return excepted), DEL, UTF-16 surrogates (a lone ``\udXXX`` escape in JSON decodes to one) and
+# the two non-characters U+FFFE/U+FFFF. None of them is typed by a person; each breaks something
+# downstream (PostgreSQL refuses NUL, UTF-8 cannot encode a surrogate, spreadsheets and XML
+# refuse control characters).
+UNSAFE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Deeper nesting than any request of this API needs; refused before a model sees it.
+MAX_DEPTH = 32
+
+
+def refuse_unsafe_text(data: Any, where: str) -> None:
+    """Refuse input whose strings (object keys too) carry characters no text field accepts.
+
+    Walks parsed input — a JSON body, a form or the query string — without recursion; a failure
+    is a 400 ``validation_error`` naming each bad field by its path (``items.1.name``), or
+    ``malformed_json`` for nesting deeper than :data:`MAX_DEPTH`.
+    """
+    fields: dict[str, str] = {}
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            raise BadRequest("请求体嵌套过深", code="malformed_json")
+        name = ".".join(path) or where
+        if isinstance(value, str):
+            if UNSAFE_TEXT.search(value):
+                fields[name] = "含有不允许的控制字符或无效字符"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and UNSAFE_TEXT.search(key):
+                    fields[name] = "字段名含有不允许的控制字符或无效字符"
+                    continue
+                stack.append((item, (*path, str(key))))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, str(i))) for i, item in enumerate(value))
+    if fields:
+        raise ValidationFailed(fields=dict(sorted(fields.items())))
+
+
 def _query_data(request: Request, model: type[BaseModel]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for name, info in model.model_fields.items():
@@ -139,23 +190,112 @@ def _query_data(request: Request, model: type[BaseModel]) -> dict[str, Any]:
             data[key] = values[-1]
     unknown = set(request.args) - {info.alias or n for n, info in model.model_fields.items()}
     if unknown and model.model_config.get("extra") == "forbid":
-        raise ValidationFailed(fields={k: "unknown parameter" for k in sorted(unknown)})
+        raise ValidationFailed(
+            fields={k[:64]: "unknown parameter" for k in sorted(unknown) if k.isprintable()}
+            or {"query": "unknown parameter"}
+        )
+    refuse_unsafe_text(data, "query")
     return data
 
 
+def _media_type(request: Request) -> str:
+    header = request.headers.get("content-type", "")
+    return header.split(";")[0].strip().lower()
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw, parse_float=_finite, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BadRequest("请求体不是合法的 JSON", code="malformed_json") from None
+
+
+def _parse_form(request: Request, media: str) -> dict[str, Any]:
+    bad = BadRequest("请求体不是合法的表单编码", code="malformed_form")
+    try:
+        if media == FORM:
+            pairs = parse_qs(request.body.decode("utf-8"), errors="strict")
+        else:
+            header = request.headers.get("content-type", "")
+            boundary = header.partition("boundary=")[2].split(";")[0].strip().strip('"')
+            if not boundary:
+                raise bad
+            pairs, _files = parse_multipart_form(  # type: ignore[no-untyped-call]
+                request.body, boundary.encode("utf-8")
+            )
+    except (ValueError, UnicodeError, KeyError, IndexError):
+        raise bad from None
+    return {k: (v[-1] if len(v) == 1 else v) for k, v in pairs.items()}
+
+
 def _body_data(request: Request, form: bool) -> Any:
-    content_type = (request.content_type or "").split(";")[0].strip().lower()
-    if form:
-        if content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            raise BadRequest("请求体应为表单编码", code="unsupported_media_type")
-        return {k: (v[-1] if len(v) == 1 else v) for k, v in (request.form or {}).items()}
+    """The body as data: JSON (``application/json``), or a form where the route says so.
+
+    An empty body is ``{}`` (a model whose fields all have defaults accepts it); any other media
+    type is a 415.
+    """
     raw = request.body
     if not raw:
         return {}
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("请求体不是合法的 JSON", code="malformed_json") from None
+    media = _media_type(request)
+    if form:
+        if media not in (FORM, MULTIPART):
+            raise UnsupportedMediaType("请求体应为表单编码（application/x-www-form-urlencoded）")
+        data: Any = _parse_form(request, media)
+    else:
+        if media != JSON:
+            raise UnsupportedMediaType("请求体应为 JSON（Content-Type: application/json）")
+        data = _parse_json(raw)
+    refuse_unsafe_text(data, "body")
+    return data
+
+
+PUBLIC_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+# A public id in a body or a query (``backend.models.new_public_id``: URL-safe, ≤ 32 characters).
+PublicId = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PUBLIC_ID_PATTERN)]
+
+
+@dataclass(frozen=True)
+class PathParam:
+    """What a path parameter may be; anything else cannot name a resource: 404 ``not_found``."""
+
+    pattern: str = PUBLIC_ID_PATTERN
+    max_length: int = 32
+    description: str = "公开编号 / public id"
+
+    def accepts(self, value: str) -> bool:
+        return 0 < len(value) <= self.max_length and re.fullmatch(self.pattern, value) is not None
+
+    def schema(self) -> dict[str, Any]:
+        return {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": self.max_length,
+            "pattern": self.pattern,
+        }
+
+
+# Every path parameter of this API is a public id (``backend.models.new_public_id``: URL-safe,
+# at most 32 characters) unless the route says otherwise.
+PUBLIC_ID = PathParam()
+
+
+def _check_path(path: dict[str, Any], rules: Mapping[str, PathParam]) -> None:
+    for name, value in path.items():
+        rule = rules.get(name, PUBLIC_ID)
+        if not isinstance(value, str) or not rule.accepts(value):
+            raise NotFound()
 
 
 async def authenticate(request: Request, ctx: AppContext, *, api_key: bool) -> Principal | None:
@@ -218,22 +358,39 @@ def _authorise(access: Access, principal: Principal | None) -> None:
 Handler = Callable[..., Awaitable[Any]]
 
 
-def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
-    schema = model.model_json_schema()
-    props = schema.get("properties", {})
-    required = set(schema.get("required", []))
-    params = []
-    for name, prop in props.items():
-        entry: dict[str, Any] = {
-            "name": name,
-            "location": "query",
-            "required": name in required,
-            "schema": {k: v for k, v in prop.items() if k not in ("title",)},
-        }
-        if "description" in prop:
-            entry["description"] = prop["description"]
-        params.append(entry)
-    return params
+@dataclass(frozen=True)
+class EndpointSpec:
+    """What ``@endpoint`` declares about a route: the source of its OpenAPI operation."""
+
+    summary: str
+    tag: str
+    description: str
+    access: Access
+    query: type[BaseModel] | None
+    body: type[BaseModel] | None
+    form: bool
+    response: type[BaseModel] | None
+    status: int
+    errors: frozenset[int]
+    produces: tuple[str, ...]
+    error_model: type[BaseModel] | None
+    responses: Mapping[int, type[BaseModel]] = field(default_factory=dict)
+    path: Mapping[str, PathParam] = field(default_factory=dict)
+    documented: bool = True
+
+    def implied_errors(self, path_params: Iterable[str] = ()) -> set[int]:
+        """Error statuses the border itself may answer for this route."""
+        codes: set[int] = set()
+        if self.query is not None or self.body is not None:
+            codes.add(400)
+        if self.body is not None:
+            codes.add(415)
+        codes.add(401)  # a bad bearer token is refused even where none is needed
+        if self.access.roles or self.access.api_key:
+            codes.add(403)
+        if any(True for _ in path_params):
+            codes.add(404)
+        return codes
 
 
 def endpoint(
@@ -251,13 +408,45 @@ def endpoint(
     status: int = 200,
     errors: Iterable[int] = (),
     description: str | None = None,
+    produces: str | Iterable[str] = JSON,
+    responses: Mapping[int, type[BaseModel]] | None = None,
+    error_model: type[BaseModel] | None = None,
+    path: Mapping[str, PathParam] | None = None,
+    documented: bool = True,
 ) -> Callable[[Handler], Handler]:
-    """Declare who may call a route and what it takes and answers."""
+    """Declare who may call a route and what it takes and answers.
+
+    ``produces`` names the media types of the success answer (JSON by default; ``text/csv``,
+    ``application/pdf``, ``text/html``… for routes that return an ``HTTPResponse`` of their own);
+    ``responses`` documents other answers that carry a body of their own (``{503: Health}``);
+    ``error_model`` is the body of the error answers (default: the error shape, as JSON in the
+    first of ``produces``); ``path`` overrides the rule of a path parameter (default: a public id,
+    :data:`PUBLIC_ID`); ``documented=False`` leaves the route out of the OpenAPI document.
+    """
     access = Access(
         public=public, signed_in=signed_in or bool(roles), roles=frozenset(roles), api_key=api_key
     )
     if not (access.public or access.signed_in or access.api_key):
         raise ValueError("an endpoint must say who may call it")
+    rules = dict(path or {})
+    doc = (description or "") + f"\n\n调用者 / callers: {access.describe()}"
+    spec = EndpointSpec(
+        summary=summary,
+        tag=tag,
+        description=doc.strip(),
+        access=access,
+        query=query,
+        body=body,
+        form=form,
+        response=response,
+        status=status,
+        errors=frozenset(errors),
+        produces=(produces,) if isinstance(produces, str) else tuple(produces),
+        error_model=error_model,
+        responses=dict(responses or {}),
+        path=rules,
+        documented=documented,
+    )
 
     def decorate(func: Handler) -> Handler:
         @wraps(func)
@@ -266,6 +455,7 @@ def endpoint(
             principal = await authenticate(request, ctx, api_key=api_key)
             request.ctx.principal = principal
             _authorise(access, principal)
+            _check_path(path, rules)
             call: Call[Any, Any] = Call(
                 request=request,
                 ctx=ctx,
@@ -283,61 +473,16 @@ def endpoint(
             return json_response(result, status=status, default=_json_default)
 
         setattr(handler, ACCESS_ATTR, access)
-        decorated: Any = handler
-        responses: list[Response] = []
-        if response is not None:
-            responses.append(
-                Response({"application/json": Component(response)}, status=status, description="OK")
-            )
-        else:
-            responses.append(Response(None, status=status, description="OK"))
-        for code in sorted(set(errors) | _implied_errors(access, query, body)):
-            responses.append(
-                Response(
-                    {"application/json": Component(ErrorResponse)},
-                    status=code,
-                    description=HTTPStatus(code).phrase,
-                )
-            )
-        secured: dict[str, Any] | None = None
-        if not access.public:
-            secured = {"apiKey": []} if access.api_key and not access.roles else {"bearer": []}
-        doc = (description or "") + f"\n\n调用者 / callers: {access.describe()}"
-        decorated = openapi.definition(
-            summary=summary,
-            description=doc.strip(),
-            tag=tag,
-            body=(
-                {
-                    (
-                        "application/x-www-form-urlencoded" if form else "application/json"
-                    ): Component(body)
-                }
-                if body is not None
-                else None
-            ),
-            # list is invariant: sanic-ext wants list[dict | Parameter | str], this is list[dict].
-            parameter=_query_parameters(query) if query is not None else None,  # type: ignore[arg-type]
-            response=responses,
-            secured=secured,
-        )(decorated)
-        setattr(decorated, ACCESS_ATTR, access)
-        return typing.cast(Handler, decorated)
+        setattr(handler, SPEC_ATTR, spec)
+        return handler
 
     return decorate
 
 
-def _implied_errors(
-    access: Access, query: type[BaseModel] | None, body: type[BaseModel] | None
-) -> set[int]:
-    codes: set[int] = set()
-    if query is not None or body is not None:
-        codes.add(400)
-    if not access.public:
-        codes.add(401)
-    if access.roles:
-        codes.add(403)
-    return codes
+def endpoint_spec(handler: Any) -> EndpointSpec | None:
+    """The declaration ``@endpoint`` left on a route's handler."""
+    spec = getattr(handler, SPEC_ATTR, None)
+    return spec if isinstance(spec, EndpointSpec) else None
 
 
 def _json_default(value: Any) -> Any:
@@ -371,10 +516,18 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+def declare_public(app: DefaultSanic, name: str) -> None:
+    """Declare the route ``name`` that is not an ``@endpoint`` (a static directory) open to all."""
+    full = f"{app.name}.{name}"
+    routes = [r for r in app.router.routes if r.name == full]
+    if not routes:
+        raise LookupError(f"no route named {name}")
+    for route in routes:
+        setattr(route.handler, ACCESS_ATTR, Access(public=True))
+
+
 def _is_library_route(app: DefaultSanic, route: Any) -> bool:
-    """Routes that sanic-ext adds itself: the OpenAPI document and automatic OPTIONS/HEAD."""
-    if route.name.startswith(tuple(f"{app.name}.{p}" for p in LIBRARY_ROUTE_PREFIXES)):
-        return True
+    """Routes that sanic-ext adds itself: automatic OPTIONS/HEAD."""
     handler = getattr(route.handler, "func", route.handler)
     return str(getattr(handler, "__module__", "")).startswith("sanic_ext.")
 

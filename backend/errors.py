@@ -101,6 +101,12 @@ class Unprocessable(AppError):
     default_message = "请求不符合业务规则"
 
 
+class UnsupportedMediaType(AppError):
+    status_code = 415
+    code = "unsupported_media_type"
+    default_message = "不支持该请求体类型"
+
+
 class RateLimited(AppError):
     status_code = 429
     code = "rate_limited"
@@ -216,7 +222,17 @@ def install_error_handlers(app: DefaultSanic) -> None:
             )
         if isinstance(exc, MethodNotAllowed) and getattr(exc, "allowed_methods", None):
             headers["Allow"] = ", ".join(sorted(exc.allowed_methods or ()))
-        if status >= 500 and code != "database_unavailable":
+        if status >= 500 and code == "database_unavailable":
+            message = f"{message}（请求编号 {request_id}）"
+        elif status >= 500 and isinstance(exc, AppError):
+            # An answer on purpose (a service we depend on is unavailable): a warning, no traceback.
+            log.warning(
+                "service unavailable: %s",
+                code,
+                extra={"path": request.path, "method": request.method, "status": status},
+            )
+            message = f"{message}（请求编号 {request_id}）"
+        elif status >= 500:
             # The traceback goes to the log; the client sees only the request id.
             log.error(
                 "unhandled error",

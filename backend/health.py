@@ -45,7 +45,9 @@ async def _probe(backend: str, check: Callable[[], Awaitable[object]]) -> Servic
 
 
 @bp.get("/health")
-@endpoint(summary="服务健康状况", tag="health", public=True, response=Health, errors=(503,))
+@endpoint(
+    summary="服务健康状况", tag="health", public=True, response=Health, responses={503: Health}
+)
 async def health(request: Request, call: Call[None, None]) -> HTTPResponse:
     settings = call.settings
 

@@ -64,9 +64,24 @@ def decode_cursor(
     values = decoded[1:]
     if shape is not None and (
         len(values) != len(shape)
-        or any(
-            not isinstance(v, t) or isinstance(v, bool) for v, t in zip(values, shape, strict=True)
-        )
+        or not all(_fits(v, t) for v, t in zip(values, shape, strict=True))
     ):
         raise bad
     return values
+
+
+# Keyset values the listings put in cursors: offsets, counts, distances and row ids (PostgreSQL
+# ``integer``), public ids and ISO times. A signed cursor holding anything else is refused
+# rather than handed to the database.
+MAX_INT = 2**31 - 1
+MAX_TEXT = 64
+
+
+def _fits(value: Any, kind: type) -> bool:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        return False
+    if isinstance(value, int):
+        return 0 <= value <= MAX_INT
+    if isinstance(value, str):
+        return len(value) <= MAX_TEXT and value.isprintable()
+    return True

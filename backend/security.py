@@ -100,15 +100,34 @@ def decode_access_token(token: str, *, secret: str, now: float | None = None) ->
         )
     except jwt.InvalidTokenError as exc:
         raise TokenError("invalid_token", "登录凭证无效") from exc
-    if payload.get("typ") != "access":
+    if payload.get("typ") != "access" or not _well_typed(payload):
         raise TokenError("invalid_token", "登录凭证无效")
     current = now if now is not None else time.time()
-    if int(payload["exp"]) <= current:
+    if payload["exp"] <= current:
         raise TokenError("token_expired", "登录已过期，请刷新或重新登录")
     return AccessClaims(
-        user_id=str(payload["sub"]),
-        role=str(payload["role"]),
-        session=str(payload["sid"]),
+        user_id=payload["sub"],
+        role=payload["role"],
+        session=payload["sid"],
         street=payload.get("street"),
-        expires_at=int(payload["exp"]),
+        expires_at=payload["exp"],
+    )
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 64
+
+
+def _well_typed(payload: dict[str, Any]) -> bool:
+    """The claims we rely on have the types we issue (a signed token may still carry others)."""
+    street = payload.get("street")
+    return (
+        _is_time(payload["exp"])
+        and _is_time(payload["iat"])
+        and all(_is_text(payload[claim]) for claim in ("sub", "sid", "role"))
+        and (street is None or _is_text(street))
     )

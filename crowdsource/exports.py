@@ -19,6 +19,7 @@ from datetime import datetime
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from backend.access import Principal
 from backend.clock import to_local
@@ -56,7 +57,9 @@ class Export:
 
 
 def _safe(value: str | None) -> str:
-    text = value or ""
+    # Control characters are refused at the border; rows stored before that rule lose them here,
+    # since one such cell would make the whole workbook unwritable.
+    text = ILLEGAL_CHARACTERS_RE.sub("", value or "")
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 

@@ -19,7 +19,7 @@ from sanic.exceptions import SanicException
 from sanic.response import HTTPResponse, raw
 from sanic.response import json as json_response
 
-from backend.access import Call, endpoint
+from backend.access import Call, PathParam, endpoint
 from backend.errors import AppError, ValidationFailed
 from backend.models import Role
 from crowdsource import open311_service as service
@@ -27,8 +27,12 @@ from crowdsource.schemas import (
     Open311ClientCreate,
     Open311ClientList,
     Open311ClientOut,
+    Open311CreatedList,
+    Open311Errors,
     Open311RequestIn,
+    Open311Requests,
     Open311RequestsQuery,
+    Open311Services,
 )
 
 log = logging.getLogger("smartcircle.open311")
@@ -38,6 +42,9 @@ clients_bp = Blueprint("open311_clients", url_prefix="/api/v1")
 TAG = "open311"
 XML_TYPE = "text/xml; charset=utf-8"
 JSON_TYPE = "application/json; charset=utf-8"
+# What the OpenAPI document says each format answers (errors too, in the spec's shape).
+AS_JSON: dict[str, Any] = dict(produces="application/json", error_model=Open311Errors)
+AS_XML: dict[str, Any] = dict(produces="text/xml", error_model=Open311Errors)
 ERRORS_NOTE = (
     '错误按 GeoReport v2 规范返回：JSON `[{"code": 400, "description": "..."}]`，'
     "XML `<errors><error><code/><description/></error></errors>`，并带相应 HTTP 状态码。"
@@ -107,7 +114,7 @@ async def open311_errors(request: Request, exc: Exception) -> HTTPResponse:
 
 # -- services ---------------------------------------------------------------------------
 
-SERVICES = dict(
+SERVICES: dict[str, Any] = dict(
     tag=TAG,
     public=True,
     description="当前征集活动的每个分类是一个服务（service_code 为分类代码）。" + ERRORS_NOTE,
@@ -115,14 +122,14 @@ SERVICES = dict(
 
 
 @bp.get("/services.json")
-@endpoint(summary="Open311 服务列表（JSON）", **SERVICES)  # type: ignore[arg-type]
+@endpoint(summary="Open311 服务列表（JSON）", response=Open311Services, **SERVICES, **AS_JSON)
 async def services_json(request: Request, call: Call[None, None]) -> HTTPResponse:
     rows = await service.list_services(ctx=call.ctx)
     return render(rows, "json", root="services", item="service")
 
 
 @bp.get("/services.xml")
-@endpoint(summary="Open311 服务列表（XML）", **SERVICES)  # type: ignore[arg-type]
+@endpoint(summary="Open311 服务列表（XML）", **SERVICES, **AS_XML)
 async def services_xml(request: Request, call: Call[None, None]) -> HTTPResponse:
     rows = await service.list_services(ctx=call.ctx)
     return render(rows, "xml", root="services", item="service")
@@ -130,7 +137,7 @@ async def services_xml(request: Request, call: Call[None, None]) -> HTTPResponse
 
 # -- requests ---------------------------------------------------------------------------
 
-POST_DOC = dict(
+POST_DOC: dict[str, Any] = dict(
     tag=TAG,
     public=True,
     body=Open311RequestIn,
@@ -148,18 +155,20 @@ async def _submit(call: Call, fmt: str) -> HTTPResponse:
 
 
 @bp.post("/requests.json")
-@endpoint(summary="Open311 提交请求（JSON 应答）", **POST_DOC)  # type: ignore[arg-type]
+@endpoint(
+    summary="Open311 提交请求（JSON 应答）", response=Open311CreatedList, **POST_DOC, **AS_JSON
+)
 async def post_request_json(request: Request, call: Call[None, None]) -> HTTPResponse:
     return await _submit(call, "json")
 
 
 @bp.post("/requests.xml")
-@endpoint(summary="Open311 提交请求（XML 应答）", **POST_DOC)  # type: ignore[arg-type]
+@endpoint(summary="Open311 提交请求（XML 应答）", **POST_DOC, **AS_XML)
 async def post_request_xml(request: Request, call: Call[None, None]) -> HTTPResponse:
     return await _submit(call, "xml")
 
 
-LIST_DOC = dict(
+LIST_DOC: dict[str, Any] = dict(
     tag=TAG,
     public=True,
     query=Open311RequestsQuery,
@@ -169,7 +178,7 @@ LIST_DOC = dict(
 
 
 @bp.get("/requests.json")
-@endpoint(summary="Open311 请求列表（JSON）", **LIST_DOC)  # type: ignore[arg-type]
+@endpoint(summary="Open311 请求列表（JSON）", response=Open311Requests, **LIST_DOC, **AS_JSON)
 async def list_requests_json(
     request: Request, call: Call[Open311RequestsQuery, None]
 ) -> HTTPResponse:
@@ -178,7 +187,7 @@ async def list_requests_json(
 
 
 @bp.get("/requests.xml")
-@endpoint(summary="Open311 请求列表（XML）", **LIST_DOC)  # type: ignore[arg-type]
+@endpoint(summary="Open311 请求列表（XML）", **LIST_DOC, **AS_XML)
 async def list_requests_xml(
     request: Request, call: Call[Open311RequestsQuery, None]
 ) -> HTTPResponse:
@@ -191,8 +200,18 @@ async def list_requests_xml(
     summary="Open311 一条请求（{id}.json 或 {id}.xml）",
     tag=TAG,
     public=True,
-    errors=(404,),
+    errors=(400, 404),
     description="应答为只含一条的列表（规范如此）。" + ERRORS_NOTE,
+    response=Open311Requests,
+    produces=("application/json", "text/xml"),
+    error_model=Open311Errors,
+    path={
+        "request_file": PathParam(
+            pattern=r"^[A-Za-z0-9_-]{1,32}\.[a-z]{1,4}$",
+            max_length=37,
+            description="请求编号加格式后缀：{service_request_id}.json 或 .xml",
+        )
+    },
 )
 async def get_request(request: Request, call: Call[None, None], request_file: str) -> HTTPResponse:
     name, dot, fmt = request_file.rpartition(".")

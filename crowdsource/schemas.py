@@ -13,9 +13,11 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    RootModel,
     field_validator,
 )
 
+from backend.access import PublicId
 from backend.clock import in_service_years
 from backend.geo import CoordSystem
 from crowdsource.models import Audience, ModerationPolicy, Phase, Status
@@ -287,11 +289,11 @@ class SimilarList(BaseModel):
 class ModerationIn(_In):
     decision: Literal["valid", "invalid", "duplicate"]
     reason: str = Field(default="", max_length=500)
-    duplicate_of: str | None = Field(default=None, min_length=1, max_length=32)
+    duplicate_of: PublicId | None = None
 
 
 class MergeIn(_In):
-    source: str = Field(min_length=1, max_length=32, description="被合并（重复）的痛点 id")
+    source: PublicId = Field(description="被合并（重复）的痛点 id")
     reason: str = Field(default="", max_length=500)
 
 
@@ -417,17 +419,88 @@ class Open311RequestIn(BaseModel):
         return None if isinstance(value, str) and not value.strip() else value
 
 
+# Comma-separated public ids / category codes (spaces around the commas allowed).
+_ID_LIST = r"^[A-Za-z0-9_-]{1,32}( *, *[A-Za-z0-9_-]{1,32})*$"
+_CODE_LIST = r"^[a-z][a-z0-9_]{1,31}( *, *[a-z][a-z0-9_]{1,31})*$"
+
+
 class Open311RequestsQuery(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     service_request_id: str | None = Field(
-        default=None, max_length=2000, description="逗号分隔；给出时忽略其他条件"
+        default=None,
+        max_length=2000,
+        pattern=_ID_LIST,
+        description="逗号分隔；给出时忽略其他条件",
     )
-    service_code: str | None = Field(default=None, max_length=500, description="逗号分隔")
-    start_date: AwareDatetime | None = Field(default=None, description="W3C 时间，须带时区")
-    end_date: AwareDatetime | None = Field(default=None, description="W3C 时间，须带时区")
+    service_code: str | None = Field(
+        default=None, max_length=500, pattern=_CODE_LIST, description="逗号分隔"
+    )
+    start_date: ScheduleMoment | None = Field(default=None, description="W3C 时间，须带时区")
+    end_date: ScheduleMoment | None = Field(default=None, description="W3C 时间，须带时区")
     status: str | None = Field(default=None, max_length=20, description="open、closed 或二者")
     jurisdiction_id: str | None = Field(default=None, max_length=100)
+
+
+class Open311Service(BaseModel):
+    """A GeoReport v2 service: one category of the campaign collecting now."""
+
+    service_code: str
+    service_name: str
+    description: str
+    metadata: bool
+    type: str
+    keywords: str
+    group: str
+
+
+class Open311Request(BaseModel):
+    """A GeoReport v2 service request (a pain point); times in Asia/Shanghai with offset."""
+
+    service_request_id: str
+    status: Literal["open", "closed"]
+    status_notes: str
+    service_name: str
+    service_code: str
+    description: str
+    agency_responsible: str
+    service_notice: str
+    requested_datetime: str | None
+    updated_datetime: str | None
+    expected_datetime: str | None
+    address: str
+    address_id: str | None
+    zipcode: str | None
+    lat: float | None
+    long: float | None
+    media_url: str
+
+
+class Open311Created(BaseModel):
+    service_request_id: str
+    service_notice: str
+    account_id: str | None
+
+
+class Open311Error(BaseModel):
+    code: int = Field(description="HTTP 状态码")
+    description: str = Field(description="字段: 原因")
+
+
+class Open311Services(RootModel[list[Open311Service]]):
+    pass
+
+
+class Open311Requests(RootModel[list[Open311Request]]):
+    pass
+
+
+class Open311CreatedList(RootModel[list[Open311Created]]):
+    pass
+
+
+class Open311Errors(RootModel[list[Open311Error]]):
+    pass
 
 
 # -- integrity and moderation queue ------------------------------------------------------

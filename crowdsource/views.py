@@ -224,6 +224,7 @@ def _attachment(body: bytes, content_type: str, name: str) -> HTTPResponse:
     tag=TAG,
     roles=MANAGERS,
     errors=(404,),
+    produces="text/csv",
     description=EXPORT_DOC,
 )
 async def export_csv(request: Request, call: Call[None, None], campaign_id: str) -> HTTPResponse:
@@ -238,6 +239,7 @@ async def export_csv(request: Request, call: Call[None, None], campaign_id: str)
     tag=TAG,
     roles=MANAGERS,
     errors=(404,),
+    produces=XLSX_TYPE,
     description=EXPORT_DOC,
 )
 async def export_xlsx(request: Request, call: Call[None, None], campaign_id: str) -> HTTPResponse:

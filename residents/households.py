@@ -157,7 +157,7 @@ async def list_households(
     if query.community_id:
         qs = qs.filter(community_id=(await community_in_street(query.community_id, street)).id)
     scope = paging.scope_of("households", street, query.community_id)
-    secret = ctx.settings.jwt_secret
+    secret = ctx.settings.cursor_key
     if query.cursor:
         (after,) = paging.decode_cursor(query.cursor, scope=scope, secret=secret, shape=(int,))
         qs = qs.filter(id__gt=after)

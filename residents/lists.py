@@ -106,7 +106,7 @@ async def build_list(*, ctx: AppContext, actor: Principal, query: ListQuery) -> 
         by_community[r.community_id] = by_community.get(r.community_id, 0) + 1
     names = dict(await Community.filter(street_code=street).values_list("id", "name"))
     scope = paging.scope_of("residents-list", street, query.model_dump(exclude={"cursor", "limit"}))
-    secret = ctx.settings.jwt_secret
+    secret = ctx.settings.cursor_key
     page = matching
     if query.cursor:
         (after,) = paging.decode_cursor(query.cursor, scope=scope, secret=secret, shape=(int,))

@@ -276,7 +276,7 @@ async def list_residents(
             tags__contains=f",{resolve_tags([query.tag], await vocabulary(), 'tag')[0]},"
         )
     scope = paging.scope_of("residents", street, query.community_id, query.tag)
-    secret = ctx.settings.jwt_secret
+    secret = ctx.settings.cursor_key
     if query.cursor:
         (after,) = paging.decode_cursor(query.cursor, scope=scope, secret=secret, shape=(int,))
         qs = qs.filter(id__gt=after)

@@ -13,6 +13,7 @@ from backend import db
 from backend.access import check_every_route_declared, route_access
 from backend.config import Settings
 from backend.context import AppContext, build_context
+from backend.docs import install_docs
 from backend.errors import Forbidden, install_error_handlers
 from backend.features import Feature
 from backend.headers import apply_security_headers
@@ -22,6 +23,9 @@ from server.features import FEATURES
 from server.orm import apps
 
 log = logging.getLogger("smartcircle.access")
+API_TITLE = "智慧生活圈 API"
+API_VERSION = "0.1.0"
+API_DESCRIPTION = "Neighbourhood resources, geo search, bookings and pain-point crowdsourcing."
 
 
 def _dumps(value: object, **kwargs: object) -> str:
@@ -43,19 +47,10 @@ def create_app(
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.ACCESS_LOG = False
     app.config.DEBUG = settings.debug
-    app.config.OAS_UI_DEFAULT = "swagger"
-    app.config.OAS_URL_PREFIX = "/docs"
-    app.config.OAS_IGNORE_HEAD = True
-    app.config.OAS_IGNORE_OPTIONS = True
     app.config.CORS = False
-    app.extend(config={"oas_autodoc": False, "health": False})
-    app.ext.openapi.describe(
-        "智慧生活圈 API",
-        version="0.1.0",
-        description="Neighbourhood resources, geo search, bookings and pain-point crowdsourcing.",
-    )
-    app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
-    app.ext.openapi.add_security_scheme("apiKey", "apiKey", location="header", name="X-Api-Key")
+    # The OpenAPI document and /docs are our own (backend/docs.py): sanic-ext's would load its
+    # UI from a CDN and describe query parameters wrongly.
+    app.extend(config={"oas": False, "health": False})
 
     ctx = build_context(settings)
     app.ctx.app_context = ctx
@@ -72,6 +67,7 @@ def create_app(
     for feature in features:
         for bp in feature.blueprints:
             app.blueprint(bp)
+    install_docs(app, title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
     install_error_handlers(app)
 
     @app.before_server_start

@@ -2,7 +2,8 @@
 
 Codes drive the answer: ``ok-<x>`` signs in openid ``o-<x>``; ``union-<x>`` adds a unionid;
 ``invalid``, ``used``, ``limited``, ``busy``, ``risky`` give WeChat's error codes; ``crash`` answers
-HTTP 500; ``garbage`` answers a non-JSON body; ``slow`` waits longer than the client's timeout.
+HTTP 500; ``garbage`` answers a non-JSON body (``list-answer`` and ``text-errcode`` JSON of the
+wrong shape); ``slow`` waits longer than the client's timeout.
 
 Subscription messages: ``GET /cgi-bin/token`` issues access tokens and ``POST
 /cgi-bin/message/subscribe/send`` records each accepted message in :attr:`WeChatStub.sent`.
@@ -85,6 +86,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, b"internal error", "text/plain")
         elif code == "garbage":
             self._send(200, b"<html>not json</html>", "text/html")
+        elif code == "list-answer":  # JSON, but not an object
+            self._send(200, b"[1, 2]")
+        elif code == "text-errcode":  # an errcode that is not a number
+            self._send(200, json.dumps({"errcode": "abc", "errmsg": "?"}).encode())
         elif code == "slow":
             time.sleep(1.5)
             self._send(200, json.dumps({"openid": "o-slow", "session_key": "k"}).encode())

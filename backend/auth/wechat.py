@@ -44,17 +44,21 @@ class WeChatClient:
             ) from None
         if response.status_code >= 500:
             raise ServiceUnavailable("微信登录服务暂不可用，请稍后再试", code="wechat_unavailable")
+        bad_answer = ServiceUnavailable("微信登录服务应答异常", code="wechat_bad_answer")
         try:
             data = response.json()
-        except ValueError:
-            raise ServiceUnavailable("微信登录服务应答异常", code="wechat_bad_answer") from None
-        errcode = int(data.get("errcode") or 0)
+            errcode = int(data.get("errcode") or 0)
+        except (ValueError, TypeError, AttributeError):
+            log.warning(
+                "wechat answered something unexpected", extra={"status": response.status_code}
+            )
+            raise bad_answer from None
         if errcode:
             log.info("wechat refused code", extra={"errcode": errcode})
             raise _error_for(errcode)
         openid = data.get("openid")
-        if not openid:
-            raise ServiceUnavailable("微信登录服务应答异常", code="wechat_bad_answer")
+        if not openid or not isinstance(openid, str):
+            raise bad_answer
         return WeChatIdentity(openid=str(openid), unionid=data.get("unionid") or None)
 
 

@@ -17,6 +17,7 @@ from pydantic import (
 from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError as StdnumError
 
+from backend.access import PublicId
 from backend.clock import in_service_years
 from crowdsource.challenges.models import VendorStatus
 
@@ -114,9 +115,12 @@ class OpenDataset(BaseModel):
     )
 
 
+CriterionName = Annotated[str, Field(min_length=1, max_length=60)]
+
+
 class Criterion(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    criterion: str = Field(min_length=1, max_length=60)
+    criterion: CriterionName
     weight: int = Field(ge=1, le=100)
     description: str = Field(default="", max_length=300)
 
@@ -140,7 +144,7 @@ class ChallengeIn(BaseModel):
     background: str = Field(default="", max_length=5000)
     expected_outcome: str = Field(default="", max_length=3000)
     owning_department: str = Field(min_length=2, max_length=100, description="责任部门")
-    pain_point_ids: list[str] = Field(min_length=1, max_length=50)
+    pain_point_ids: list[PublicId] = Field(min_length=1, max_length=50)
     open_data: list[OpenDataset] = Field(default_factory=list, max_length=20)
     rubric: list[Criterion] = Field(min_length=1, max_length=10)
     prize: str = Field(default="", max_length=500, description="奖励或支持")
@@ -157,7 +161,7 @@ class ChallengePatch(BaseModel):
     background: str | None = Field(default=None, max_length=5000)
     expected_outcome: str | None = Field(default=None, max_length=3000)
     owning_department: str | None = Field(default=None, min_length=2, max_length=100)
-    pain_point_ids: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    pain_point_ids: list[PublicId] | None = Field(default=None, min_length=1, max_length=50)
     open_data: list[OpenDataset] | None = Field(default=None, max_length=20)
     rubric: list[Criterion] | None = Field(default=None, min_length=1, max_length=10)
     prize: str | None = Field(default=None, max_length=500)
@@ -254,7 +258,9 @@ class Attachment(BaseModel):
     url: HttpUrl
     name: str = Field(min_length=1, max_length=200)
     size_bytes: int = Field(ge=1, le=MAX_ATTACHMENT_BYTES)
-    content_type: str = Field(description="允许：" + "、".join(ALLOWED_ATTACHMENT_TYPES))
+    content_type: str = Field(
+        max_length=100, description="允许：" + "、".join(ALLOWED_ATTACHMENT_TYPES)
+    )
 
     @field_validator("content_type")
     @classmethod
@@ -333,8 +339,12 @@ class JudgeList(BaseModel):
 
 class ScoreIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    scores: dict[str, int] = Field(description="评审项 → 0–100 分")
-    comments: dict[str, str] = Field(default_factory=dict)
+    scores: dict[CriterionName, Annotated[int, Field(ge=0, le=100)]] = Field(
+        max_length=10, description="评审项 → 0–100 分"
+    )
+    comments: dict[CriterionName, Annotated[str, Field(max_length=3000)]] = Field(
+        default_factory=dict, max_length=10
+    )
     overall_comment: str = Field(default="", max_length=3000)
 
     @field_validator("scores")

@@ -549,14 +549,18 @@ async def _booklet(call: Call, campaign_id: str) -> booklet.Booklet:
 
 
 @challenges_bp.get("/campaigns/<campaign_id:str>/booklet")
-@endpoint(summary="挑战手册（HTML，可打印）", tag=CTAG, public=True, errors=(404,))
+@endpoint(
+    summary="挑战手册（HTML，可打印）", tag=CTAG, public=True, errors=(404,), produces="text/html"
+)
 async def booklet_html(request: Request, call: Call[None, None], campaign_id: str) -> HTTPResponse:
     page = booklet.render_html(await _booklet(call, campaign_id))
     return html(page, headers={"Content-Security-Policy": csp_for_inline_styles(page)})
 
 
 @challenges_bp.get("/campaigns/<campaign_id:str>/booklet.pdf")
-@endpoint(summary="挑战手册（PDF）", tag=CTAG, public=True, errors=(404,))
+@endpoint(
+    summary="挑战手册（PDF）", tag=CTAG, public=True, errors=(404,), produces="application/pdf"
+)
 async def booklet_pdf(request: Request, call: Call[None, None], campaign_id: str) -> HTTPResponse:
     data = await _booklet(call, campaign_id)
     pdf = await asyncio.to_thread(booklet.render_pdf, data)

@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from backend.clock import SHANGHAI, ServiceDate, ServiceMoment
+from venues.bookings.models import BookingStatus
 
 
 def _aware(value: datetime) -> datetime:
@@ -195,9 +196,9 @@ class BookingList(BaseModel):
 class MyBookingsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    status: str | None = Field(None, description="按状态筛选")
+    status: BookingStatus | None = Field(None, description="按状态筛选")
     limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = None
+    cursor: str | None = Field(None, max_length=500)
 
 
 class DayBookingsQuery(BaseModel):

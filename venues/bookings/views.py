@@ -154,6 +154,7 @@ async def get_booking(request: Request, call: Call[None, None], booking_id: str)
     tag=TAG,
     roles=(Role.RESIDENT,),
     errors=(404, 409),
+    produces="image/svg+xml",
     description="仅预约本人、且预约已确认时可取；运营方扫码后调用 POST /operator/checkins。",
 )
 async def qr_svg(request: Request, call: Call[None, None], booking_id: str) -> HTTPResponse:
