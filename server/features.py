@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from admin_console.feature import FEATURE as CONSOLE
 from backend.feature import FEATURE as CORE
 from backend.features import Feature
 from crowdsource.feature import FEATURE as CROWDSOURCE
 from search.feature import FEATURE as SEARCH
 from venues.feature import FEATURE as VENUES
 
-FEATURES: tuple[Feature, ...] = (CORE, CROWDSOURCE, SEARCH, VENUES)
+FEATURES: tuple[Feature, ...] = (CORE, CROWDSOURCE, SEARCH, VENUES, CONSOLE)
