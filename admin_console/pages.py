@@ -21,13 +21,12 @@ from urllib.parse import quote
 from sanic import Request
 from sanic.response import HTTPResponse, redirect
 
+from admin_console import session as sessions
+from admin_console.render import render
 from backend.access import ACCESS_ATTR, Access, Principal
 from backend.context import AppContext
 from backend.errors import AppError
 from backend.models import Role
-
-from admin_console import session as sessions
-from admin_console.render import render
 
 PAGE_ATTR = "__console_page__"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -97,13 +96,15 @@ class Page:
     def form(self) -> dict[str, str]:
         """The posted form, one string per field (the last value wins)."""
         if self._form is None:
-            data = self.request.form or {}
+            data: dict[str, list[Any]] = dict(self.request.form or {})
             self._form = {k: str(v[-1]).strip() for k, v in data.items() if v}
         return self._form
 
     def form_list(self, name: str) -> list[str]:
-        data = self.request.form or {}
-        return [str(v).strip() for v in data.getlist(name) or [] if str(v).strip()]
+        if self.request.form is None:
+            return []
+        values: list[Any] = self.request.form.getlist(name) or []
+        return [str(v).strip() for v in values if str(v).strip()]
 
     def nav(self) -> list[tuple[str, str]]:
         if self.session is None:

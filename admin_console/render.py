@@ -116,6 +116,8 @@ def environment() -> Environment:
     return env
 
 
-def render(template: str, *, status: int = 200, headers: dict[str, str] | None = None, **values: Any) -> HTTPResponse:
+def render(
+    template: str, *, status: int = 200, headers: dict[str, str] | None = None, **values: Any
+) -> HTTPResponse:
     body = environment().get_template(template).render(**values)
     return html(body, status=status, headers={**HEADERS, **(headers or {})})

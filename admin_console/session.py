@@ -16,12 +16,11 @@ from dataclasses import asdict, dataclass, field
 from sanic import Request
 from sanic.response import HTTPResponse
 
+from admin_console.settings import CONSOLE_SETTINGS
 from backend.access import Principal
 from backend.context import AppContext
 from backend.models import Role, User
 from backend.security import digest
-
-from admin_console.settings import CONSOLE_SETTINGS
 
 COOKIE = "sc_console"
 LOGIN_COOKIE = "sc_console_login"  # double-submit CSRF token of the sign-in form

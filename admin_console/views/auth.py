@@ -8,15 +8,14 @@ from pathlib import Path
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file, redirect
 
+from admin_console import session as sessions
+from admin_console.pages import CONSOLE_ROLES, Page, page
 from backend.access import ACCESS_ATTR, Access
 from backend.auth.service import revoke_family, sign_in_password
 from backend.context import AppContext
 from backend.errors import RateLimited, Unauthorized
 from backend.models import User
 from backend.security import TokenError, decode_access_token
-
-from admin_console import session as sessions
-from admin_console.pages import CONSOLE_ROLES, Page, page
 
 bp = Blueprint("console_auth", url_prefix="/console")
 
