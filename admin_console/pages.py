@@ -74,6 +74,7 @@ class Page:
     session: sessions.ConsoleSession | None
     access: PageAccess
     _form: dict[str, str] | None = field(default=None, repr=False)
+    dirty: bool = False  # the session changed (a flash message shown or added): save it
 
     @property
     def user(self) -> Principal:
@@ -116,6 +117,7 @@ class Page:
         flash: list[str] = []
         if self.session is not None and self.session.flash and not self.htmx:
             flash, self.session.flash = self.session.flash, []
+            self.dirty = True
         return render(
             template,
             status=status,
@@ -211,7 +213,7 @@ def page(
                 response = await func(request, current, **path)
             except AppError as exc:
                 response = error_page(current, exc.status_code, exc.message, exc.fields)
-            if session is not None and current.session is not None and current.session.flash:
+            if current.dirty and current.session is not None:
                 await sessions.save(ctx, current.session)
             return response
 

@@ -268,7 +268,7 @@ async def seed(now: datetime | None = None) -> World:
 
 
 async def _main() -> None:
-    """Seed the database of the current environment's settings, after emptying it."""
+    """Migrate and seed the database of the current environment's settings (emptied first)."""
     import json
     import sys
 
@@ -279,6 +279,7 @@ async def _main() -> None:
     from server import orm
 
     settings = Settings.from_env()
+    await orm.migrate(settings)
     await orm.open_database(settings)
     conn = connections.get("default")
     tables = db.table_names()
