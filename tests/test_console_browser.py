@@ -75,7 +75,9 @@ def _env(var_dir: Path) -> dict[str, str]:
         for name in ("DATABASE_URL", "REDIS_URL", "ELASTICSEARCH_URL"):
             env.pop(name, None)
         env.update(
-            SMARTCIRCLE_PROFILE="embedded", SMARTCIRCLE_VAR_DIR=str(var_dir), SMARTCIRCLE_SCHEDULER="0"
+            SMARTCIRCLE_PROFILE="embedded",
+            SMARTCIRCLE_VAR_DIR=str(var_dir),
+            SMARTCIRCLE_SCHEDULER="0",
         )
     return env
 
@@ -220,8 +222,13 @@ async def test_curator_runs_a_campaign_and_admin_publishes_a_challenge(open_cons
     await curator.goto("/console/campaigns/new")
     page = curator.page
     await page.get_by_label("标题").fill("2027 年春季痛难点征集")
-    for name, days in (("collecting_starts_at", 1), ("collecting_ends_at", 20),
-                       ("voting_starts_at", 5), ("voting_ends_at", 30), ("closes_at", 45)):
+    for name, days in (
+        ("collecting_starts_at", 1),
+        ("collecting_ends_at", 20),
+        ("voting_starts_at", 5),
+        ("voting_ends_at", 30),
+        ("closes_at", 45),
+    ):
         await page.locator(f"#f-{name}").fill(_local(days))
     await page.get_by_label("企业").uncheck()
     await page.get_by_role("button", name="创建").click()
@@ -253,7 +260,9 @@ async def test_curator_runs_a_campaign_and_admin_publishes_a_challenge(open_cons
     await suggestion.check()
     await page.locator(f"#pp-{dup_a}").focus()
     await page.keyboard.press("m")
-    await expect(page.locator(f"#pp-{dup_a}")).to_contain_text("已合并到「小区门口夜间停车位严重不足」")
+    await expect(page.locator(f"#pp-{dup_a}")).to_contain_text(
+        "已合并到「小区门口夜间停车位严重不足」"
+    )
     await curator.goto(f"/console/moderation?campaign={server['campaign']}")
     await expect(page.locator("main")).to_contain_text("队列已清空")
 
@@ -302,8 +311,11 @@ async def test_curator_runs_a_campaign_and_admin_publishes_a_challenge(open_cons
     await admin.goto(f"/console/challenges?campaign={server['campaign']}")
     await admin.page.get_by_role("button", name="生成挑战手册 PDF").click()
     await expect(admin.page.get_by_role("link", name=re.compile("下载 booklet"))).to_be_visible()
-    for path, name in (("/console/admin/users", "admin-users"), ("/console/admin/open311", "admin-open311"),
-                       ("/console/vendors", "admin-vendors")):
+    for path, name in (
+        ("/console/admin/users", "admin-users"),
+        ("/console/admin/open311", "admin-open311"),
+        ("/console/vendors", "admin-vendors"),
+    ):
         await admin.goto(path)
         await admin.check(name)
 
