@@ -18,6 +18,11 @@ bp = Blueprint("console_tasks", url_prefix="/console")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+def _shown(page: Page, state: tasks.TaskState) -> HTTPResponse:
+    """The progress as a fragment for htmx, as a whole page without JavaScript."""
+    return page.render("_task.html" if page.htmx else "task_page.html", task=state)
+
+
 @bp.get("/tasks/<task_id:str>")
 @page(read=CONSOLE_ROLES)
 async def status(request: Request, page: Page, task_id: str) -> HTTPResponse:
@@ -25,7 +30,7 @@ async def status(request: Request, page: Page, task_id: str) -> HTTPResponse:
     state = await tasks.get(page.ctx, task_id, page.user.user_id)
     if state is None:
         raise NotFound("任务不存在或已过期", code="task_not_found")
-    return page.render("_task.html", task=state)
+    return _shown(page, state)
 
 
 @bp.get("/tasks/<task_id:str>/download")
@@ -71,7 +76,7 @@ async def start_export(request: Request, page: Page, campaign_id: str) -> HTTPRe
         return body, exports.filename(export, "csv"), "text/csv; charset=utf-8"
 
     state = await tasks.start(ctx, owner=actor.user_id, label=f"导出 {fmt.upper()}", work=work)
-    return page.render("_task.html", task=state)
+    return _shown(page, state)
 
 
 @bp.post("/campaigns/<campaign_id:str>/booklet.pdf")
@@ -91,7 +96,7 @@ async def start_booklet(request: Request, page: Page, campaign_id: str) -> HTTPR
         return pdf, f"booklet-{campaign_id}.pdf", "application/pdf"
 
     state = await tasks.start(ctx, owner=page.user.user_id, label="挑战手册 PDF", work=work)
-    return page.render("_task.html", task=state)
+    return _shown(page, state)
 
 
 @bp.get("/campaigns/<campaign_id:str>/booklet")
