@@ -8,9 +8,11 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 EMBEDDED_ENV := env -u DATABASE_URL -u REDIS_URL -u ELASTICSEARCH_URL -u TEST_DATABASE_URL SMARTCIRCLE_PROFILE=embedded
 PYTEST_ARGS ?=
+BENCH_FULL ?=
+BENCH_ARGS := $(if $(filter 1,$(BENCH_FULL)),--full,)
 
 .PHONY: help install migrate makemigrations demo serve lint test test-embedded test-services \
-        services-up services-down browser-up reindex bench bench-services clean
+        services-up services-down browser-up reindex bench-tools bench bench-full bench-services clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -46,7 +48,7 @@ serve: install ## serve with the current environment's settings
 lint: install ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy backend search crowdsource venues admin_console fixtures server
+	$(BIN)/mypy backend search crowdsource venues residents admin_console fixtures server bench
 	$(BIN)/lint-imports
 
 test-embedded: install browser-up ## the suite on the embedded profile (SQLite, in-process KV, database search)
@@ -71,11 +73,17 @@ services-down: ## stop the services (data stays under var/)
 reindex: install ## rebuild the Elasticsearch venue index and swap the alias (services settings)
 	$(BIN)/python -m server reindex
 
-bench: install ## speed measurements on the embedded profile (bench/)
-	$(EMBEDDED_ENV) $(BIN)/python -m bench
+bench-tools: ## install the HTTP load generator of the bench (wrk, Debian package) if missing
+	bash scripts/bench-tools.sh
 
-bench-services: install services-up ## the same measurements on PostgreSQL, Redis, Elasticsearch
-	source var/services/env && BENCH_PROFILE=services $(BIN)/python -m bench
+bench: install bench-tools ## real server under load, embedded profile (~5 min; BENCH_FULL=1: full data)
+	$(EMBEDDED_ENV) $(BIN)/python -m bench --profile embedded $(BENCH_ARGS)
+
+bench-full: ## make bench with 100,000 venues and 1,000,000 holdings
+	$(MAKE) bench BENCH_FULL=1
+
+bench-services: install bench-tools services-up ## the bench on PostgreSQL, Redis, Elasticsearch, with their ceilings
+	source var/services/env && $(BIN)/python -m bench --profile services $(BENCH_ARGS)
 
 clean: ## remove the virtualenv and local data
 	rm -rf $(VENV) var node_modules

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from sanic import Request
 from sanic.response import HTTPResponse, redirect
+from sanic_ext.extensions.openapi import openapi
 
 from admin_console import session as sessions
 from admin_console.render import render
@@ -217,8 +218,10 @@ def page(
                 await sessions.save(ctx, current.session)
             return response
 
-        setattr(handler, ACCESS_ATTR, declared)
-        setattr(handler, PAGE_ATTR, access)
-        return typing.cast(Handler, handler)
+        # HTML pages are not part of the API's OpenAPI document.
+        excluded: Any = openapi.exclude()(handler)
+        setattr(excluded, ACCESS_ATTR, declared)
+        setattr(excluded, PAGE_ATTR, access)
+        return typing.cast(Handler, excluded)
 
     return decorate

@@ -26,6 +26,10 @@ class Clock:
         """Aware datetime in UTC."""
         return datetime.fromtimestamp(self.time(), UTC)
 
+    def local_now(self) -> datetime:
+        """Aware datetime in Asia/Shanghai (for dates people see: ages, "today")."""
+        return self.now().astimezone(SHANGHAI)
+
     def advance(self, seconds: float) -> None:
         """Move this clock (tests only)."""
         self._offset += seconds

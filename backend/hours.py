@@ -25,6 +25,8 @@ library's own calendar.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -187,8 +189,51 @@ def _calendar_agrees(first: date, last: date) -> bool:
     return True
 
 
+# Answers already computed, per (expression, local day): a list of (from, until, state) meaning
+# "``state`` is the answer at every moment in [from, until)". See :func:`state_at`.
+STATE_CACHE_SIZE = 65536
+_SPANS_PER_DAY = 8
+_state_cache: OrderedDict[tuple[str, date], list[tuple[datetime, datetime, HoursState]]] = (
+    OrderedDict()
+)
+_state_lock = threading.Lock()
+
+
 def state_at(expression: str, moment: datetime) -> HoursState:
-    """Open or closed at ``moment`` (aware) and the next change, in Asia/Shanghai."""
+    """Open or closed at ``moment`` (aware) and the next change, in Asia/Shanghai.
+
+    Cached per (expression, local day): an answer computed at ``t`` with next change ``c`` is,
+    by definition, also the answer at every ``t'`` in ``[t, c)`` — the state holds until ``c``
+    and the first change after ``t'`` is still ``c`` — and the fast/slow path below chooses the
+    same way for ``t'`` on the same local day. So a search re-ranking many venues with the same
+    hours, or the same venue again a few seconds later, reuses the answer; it is exactly what
+    :func:`_state_at` would return (tests/test_hours.py compares both on random moments).
+    """
+    local = moment.astimezone(SHANGHAI)
+    key = (expression, local.date())
+    with _state_lock:
+        spans = _state_cache.get(key)
+        if spans is not None:
+            _state_cache.move_to_end(key)
+            for start, until, state in spans:
+                if start <= local < until:
+                    return state
+    state = _state_at(expression, local)
+    end_of_day = datetime.combine(local.date() + timedelta(days=1), time(0), SHANGHAI)
+    until = end_of_day if state.next_change is None else min(state.next_change, end_of_day)
+    if local < until:
+        with _state_lock:
+            spans = _state_cache.setdefault(key, [])
+            spans.append((local, until, state))
+            del spans[:-_SPANS_PER_DAY]
+            _state_cache.move_to_end(key)
+            while len(_state_cache) > STATE_CACHE_SIZE:
+                _state_cache.popitem(last=False)
+    return state
+
+
+def _state_at(expression: str, moment: datetime) -> HoursState:
+    """:func:`state_at` without the cache."""
     parsed = _parse(expression)
     local = moment.astimezone(SHANGHAI)
     # Fast path: no special day between now and the library's next change.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import bisect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -155,8 +156,10 @@ class DatabaseBackend(SearchBackend):
 
     name = "database"
 
-    async def search(self, params: SearchParams) -> SearchResult:
-        box = geo.bounding_box(params.centre, params.radius_m)
+    async def _points(
+        self, params: SearchParams, box: geo.Box, inner: geo.Box | None
+    ) -> list[tuple[int, float, float]]:
+        """(id, lat, lng) of the matching venues in ``box`` and not in ``inner``."""
         query = Venue.filter(lat__gte=box.min_lat, lat__lte=box.max_lat).exclude(
             status=VenueStatus.REMOVED
         )
@@ -173,25 +176,76 @@ class DatabaseBackend(SearchBackend):
             query = query.filter(
                 Q(name__icontains=q) | Q(address__icontains=q) | Q(description__icontains=q)
             )
-        # Sort the box by arc distance on (id, lat, lng) alone, then read whole rows a chunk at
-        # a time in that order, only as far as the re-ranker needs.
         points = await query.values_list("id", "lat", "lng")
+        if inner is None:
+            return points
+        return [p for p in points if not inner.contains(geo.Point(p[1], p[2]))]
+
+    async def search(self, params: SearchParams) -> SearchResult:
+        # Expanding boxes: the box of a small radius first, a wider one only while the page is
+        # not complete. A venue outside the box of radius r is farther than r (geodesic), so
+        # its arc is at least ``arc_floor_m(r)``: candidates nearer than that are offered in arc
+        # order exactly as if the whole box had been read.
         centre = params.centre
-        order = sorted((geo.arc_m(centre, geo.Point(lat, lng)), pk) for pk, lat, lng in points)
         reranker = Reranker(params)
         chunk = min(MAX_BATCH, max(MIN_BATCH, 2 * (params.limit + 1)))
-        start = bisect.bisect_left(order, (reranker.skip_below, -1))
-        while start < len(order) and not reranker.complete(order[start][0]):
-            part = order[start : start + chunk]
+        pending: list[tuple[float, int]] = []  # (arc, id) read but not yet offered, sorted
+        inner: geo.Box | None = None
+        for radius in expanding_radii(params):
+            final = radius >= params.radius_m
+            box = geo.bounding_box(centre, params.radius_m if final else radius)
+            found = await self._points(params, box, inner)
+            inner = box
+            pending.extend((geo.arc_m(centre, geo.Point(lat, lng)), pk) for pk, lat, lng in found)
+            pending.sort()
+            outside = math.inf if final else geo.arc_floor_m(radius)
+            start = bisect.bisect_left(pending, (reranker.skip_below, -1))
+            done = await self._offer(reranker, pending, start, outside, chunk)
+            if done is None:
+                return reranker.result()
+            del pending[:done]
+            if final or reranker.complete(outside):
+                return reranker.result()
+        return reranker.result()
+
+    @staticmethod
+    async def _offer(
+        reranker: Reranker,
+        pending: list[tuple[float, int]],
+        start: int,
+        outside: float,
+        chunk: int,
+    ) -> int | None:
+        """Offer ``pending[start:]`` nearer than ``outside`` in arc order, reading whole rows a
+        chunk at a time. None when the page is complete; else how many entries were used."""
+        while start < len(pending) and pending[start][0] < outside:
+            if reranker.complete(pending[start][0]):
+                return None
+            end = bisect.bisect_left(
+                pending, (outside, -1), start, min(len(pending), start + chunk)
+            )
+            part = pending[start:end]
             found = await Venue.filter(id__in=[pk for _, pk in part]).values("id", *DOC_COLUMNS)
             rows = {row["id"]: row for row in found}
             for arc, pk in part:
                 if reranker.complete(arc):
-                    break
+                    return None
                 if pk in rows:
                     reranker.offer(arc, partial(doc_from_row, rows[pk]))
-            start += chunk
-        return reranker.result()
+            start = end
+        return start
+
+
+def expanding_radii(params: SearchParams) -> list[float]:
+    """Geodesic radii of successive searches: a small one first, the requested radius last."""
+    after = params.after[0] if params.after else 0
+    step = FIRST_REACH_M * math.sqrt((params.limit + 1) / 21)
+    radii = []
+    while after + step < params.radius_m:
+        radii.append(after + step)
+        step *= REACH_GROWTH
+    radii.append(float(params.radius_m))
+    return radii
 
 
 class ElasticsearchBackend(SearchBackend):
@@ -203,8 +257,7 @@ class ElasticsearchBackend(SearchBackend):
         self.client = client
         self.index = index
 
-    def _query(self, params: SearchParams) -> dict[str, Any]:
-        reach = params.radius_m * (1 + geo.ARC_SLACK) + geo.ARC_MARGIN_M
+    def _query(self, params: SearchParams, reach: float) -> dict[str, Any]:
         point = {"lat": params.centre.lat, "lon": params.centre.lng}
         filters: list[dict[str, Any]] = [
             {
@@ -232,6 +285,18 @@ class ElasticsearchBackend(SearchBackend):
             boolean["minimum_should_match"] = 1
         return {"bool": boolean}
 
+    @staticmethod
+    def reaches(params: SearchParams, skip_below: float) -> list[float]:
+        """The arc radii of the successive queries: small first, the full reach last."""
+        full = params.radius_m * (1 + geo.ARC_SLACK) + geo.ARC_MARGIN_M
+        step = FIRST_REACH_M * math.sqrt((params.limit + 1) / 21)
+        reaches = []
+        while skip_below + step < full:
+            reaches.append(skip_below + step)
+            step *= REACH_GROWTH
+        reaches.append(full)
+        return reaches
+
     async def search(self, params: SearchParams) -> SearchResult:
         point = {"lat": params.centre.lat, "lon": params.centre.lng}
         sort: list[dict[str, Any]] = [
@@ -245,27 +310,56 @@ class ElasticsearchBackend(SearchBackend):
             },
             {"id": "asc"},
         ]
-        query = self._query(params)
         batch = min(MAX_BATCH, max(MIN_BATCH, 2 * (params.limit + 1)))
         reranker = Reranker(params)
         # Nothing after the cursor can be nearer (in arc terms) than this: start the scan there.
-        search_after: list[Any] | None = (
-            [reranker.skip_below, ""] if reranker.skip_below > 0 else None
-        )
-        while True:
-            response = await self.client.search(
-                index=self.index,
-                query=query,
-                sort=sort,
-                size=batch,
-                search_after=search_after,
-                track_total_hits=False,
-            )
-            hits = response["hits"]["hits"]
-            for hit in hits:
-                doc = partial(VenueDoc.from_source, hit["_source"])
-                reranker.offer(float(hit["sort"][0]), doc)
-            if len(hits) < batch or reranker.complete(float(hits[-1]["sort"][0])):
+        start = reranker.skip_below
+        search_after: list[Any] | None = [start, ""] if start > 0 else None
+        seen: set[str] = set()
+        reaches = self.reaches(params, start)
+        for stage, reach in enumerate(reaches):
+            query = self._query(params, reach)
+            while True:
+                response = await self.client.search(
+                    index=self.index,
+                    query=query,
+                    sort=sort,
+                    size=batch,
+                    search_after=search_after,
+                    source_excludes=SOURCE_EXCLUDES,
+                    track_total_hits=False,
+                )
+                hits = response["hits"]["hits"]
+                for hit in hits:
+                    source = hit["_source"]
+                    if source["id"] in seen:
+                        continue  # read again in the overlap of two stages
+                    seen.add(source["id"])
+                    reranker.offer(float(hit["sort"][0]), partial(_doc_from_hit, source))
+                if len(hits) < batch:
+                    break  # this stage's disk is exhausted
+                if reranker.complete(float(hits[-1]["sort"][0])):
+                    return reranker.result()
+                search_after = hits[-1]["sort"]
+            if stage == len(reaches) - 1:
                 break
-            search_after = hits[-1]["sort"]
+            # Every venue this stage did not return is at least ``floor`` away (arc), allowing
+            # for the filter's own (sloppy) distance; the next, wider stage resumes there.
+            floor = max(start, reach * (1 - geo.ARC_SLACK) - geo.ARC_MARGIN_M)
+            if reranker.complete(floor):
+                break
+            search_after = [floor, ""] if floor > 0 else None
         return reranker.result()
+
+
+# Fields a hit does not need (``description`` only matters to the ``q`` filter, which the index
+# evaluates; ``location`` repeats lat/lng).
+SOURCE_EXCLUDES = ["description", "location"]
+# The first query's arc radius for a page of 20 (scaled by sqrt of the page size), and how much
+# each further query widens it while the page is not complete.
+FIRST_REACH_M = 400.0
+REACH_GROWTH = 3.0
+
+
+def _doc_from_hit(source: dict[str, Any]) -> VenueDoc:
+    return VenueDoc.from_source({**source, "description": ""})

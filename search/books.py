@@ -26,17 +26,19 @@ BookKey = tuple[int, int, str]
 
 @dataclass
 class _Place:
-    venue: Venue
+    venue_id: int
+    public_id: str
     distance_m: int
-    books: list[HeldBook] = field(default_factory=list)
+    # (book id, copies, copies available) of each matching holding.
+    copies: list[tuple[int, int, int]] = field(default_factory=list)
 
     @property
     def available(self) -> int:
-        return sum(b.copies_available for b in self.books)
+        return sum(available for _, _, available in self.copies)
 
     @property
     def key(self) -> BookKey:
-        return (0 if self.available > 0 else 1, self.distance_m, self.venue.public_id)
+        return (0 if self.available > 0 else 1, self.distance_m, self.public_id)
 
 
 def _scope(query: BookSearchQuery, centre: geo.Point) -> str:
@@ -66,10 +68,15 @@ async def search_books(*, ctx: AppContext, query: BookSearchQuery) -> BookSearch
     else:
         text = (query.q or "").strip()
         books = Book.filter(Q(title__icontains=text) | Q(author__icontains=text))
-    book_ids = await books.order_by("id").limit(MAX_BOOKS).values_list("id", flat=True)
+    # Plain tuples, no model objects: the book rows once, then one light row per holding in the
+    # box; whole venue rows only for the page.
+    book_rows = await (
+        books.order_by("id").limit(MAX_BOOKS).values_list("id", "isbn13", "title", "author")
+    )
+    titles = {row[0]: row for row in book_rows}
     box = geo.bounding_box(centre, query.radius_m)
     holdings = Holding.filter(
-        book_id__in=list(book_ids),
+        book_id__in=list(titles),
         venue__kind=VenueKind.READING_SPACE,
         venue__lat__gte=box.min_lat,
         venue__lat__lte=box.max_lat,
@@ -78,25 +85,28 @@ async def search_books(*, ctx: AppContext, query: BookSearchQuery) -> BookSearch
         holdings = holdings.filter(Q(venue__lng__gte=box.min_lng) | Q(venue__lng__lte=box.max_lng))
     else:
         holdings = holdings.filter(venue__lng__gte=box.min_lng, venue__lng__lte=box.max_lng)
+    rows = await holdings.values_list(
+        "venue_id",
+        "book_id",
+        "copies",
+        "copies_available",
+        "venue__public_id",
+        "venue__lat",
+        "venue__lng",
+    )
     places: dict[int, _Place] = {}
-    for holding in await holdings.select_related("venue", "book"):
-        venue: Venue = holding.venue
-        place = places.get(venue.id)
+    outside: set[int] = set()
+    for venue_id, book_id, copies, available, public_id, lat, lng in rows:
+        place = places.get(venue_id)
         if place is None:
-            distance = geo.distance_m(centre, geo.Point(venue.lat, venue.lng))
-            if distance > query.radius_m:
+            if venue_id in outside:
                 continue
-            place = places[venue.id] = _Place(venue=venue, distance_m=distance)
-        book: Book = holding.book
-        place.books.append(
-            HeldBook(
-                isbn=book.isbn13,
-                title=book.title,
-                author=book.author,
-                copies=holding.copies,
-                copies_available=holding.copies_available,
-            )
-        )
+            distance = geo.distance_m(centre, geo.Point(lat, lng))
+            if distance > query.radius_m:
+                outside.add(venue_id)
+                continue
+            place = places[venue_id] = _Place(venue_id, public_id, distance)
+        place.copies.append((book_id, copies, available))
     ranked = sorted(
         (p for p in places.values() if after is None or p.key > after), key=lambda p: p.key
     )
@@ -107,14 +117,25 @@ async def search_books(*, ctx: AppContext, query: BookSearchQuery) -> BookSearch
             list(page[-1].key), scope=scope, secret=ctx.settings.cursor_key
         )
     now = ctx.clock.now()
+    venues = {v.id: v for v in await Venue.filter(id__in=[p.venue_id for p in page])}
     items = []
     for place in page:
-        venue = place.venue
+        venue = venues[place.venue_id]
         state = live_state(venue_doc(venue), now, ctx.settings.parking_stale_after)
         shown = geo.from_wgs84(geo.Point(venue.lat, venue.lng), query.coord)
+        held = [
+            HeldBook(
+                isbn=titles[book_id][1],
+                title=titles[book_id][2],
+                author=titles[book_id][3],
+                copies=copies,
+                copies_available=available,
+            )
+            for book_id, copies, available in place.copies
+        ]
         items.append(
             BookPlaceHit(
-                id=venue.public_id,
+                id=place.public_id,
                 kind=venue.kind,
                 name=venue.name,
                 address=venue.address,
@@ -123,7 +144,7 @@ async def search_books(*, ctx: AppContext, query: BookSearchQuery) -> BookSearch
                 open_now=state.open_now,
                 next_change=state.next_change,
                 copies_available=place.available,
-                books=sorted(place.books, key=lambda b: (-b.copies_available, b.title, b.isbn)),
+                books=sorted(held, key=lambda b: (-b.copies_available, b.title, b.isbn)),
             )
         )
     return BookSearchPage(items=items, next_cursor=next_cursor)

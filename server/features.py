@@ -6,7 +6,8 @@ from admin_console.feature import FEATURE as CONSOLE
 from backend.feature import FEATURE as CORE
 from backend.features import Feature
 from crowdsource.feature import FEATURE as CROWDSOURCE
+from residents.feature import FEATURE as RESIDENTS
 from search.feature import FEATURE as SEARCH
 from venues.feature import FEATURE as VENUES
 
-FEATURES: tuple[Feature, ...] = (CORE, CROWDSOURCE, SEARCH, VENUES, CONSOLE)
+FEATURES: tuple[Feature, ...] = (CORE, CROWDSOURCE, SEARCH, VENUES, RESIDENTS, CONSOLE)

@@ -15,8 +15,8 @@ import grimp
 from importlinter.cli import lint_imports
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED = ("backend", "venues", "search", "crowdsource", "admin_console", "server")
-FEATURES = ("venues", "search", "crowdsource", "admin_console")
+SHIPPED = ("backend", "venues", "search", "crowdsource", "residents", "admin_console", "server")
+FEATURES = ("venues", "search", "crowdsource", "residents", "admin_console")
 MAX_SERVICE_LINES = 500
 
 

@@ -55,15 +55,18 @@ async def test_busy_and_server_errors_are_retried_with_backoff(client, ctx, wech
     first_wait = (row.next_attempt_at - ctx.clock.now()).total_seconds()
     assert 8 <= first_wait <= 10
     assert (await deliver_outbox(ctx))["retry"] == 0  # not due yet
-    ctx.clock.set(NOW + timedelta(seconds=11))
+    # The clock runs on from where a test set it, so each step moves relative to the row's due
+    # time (a loaded machine may take seconds between two lines).
+    ctx.clock.set(row.next_attempt_at + timedelta(seconds=1))
     assert (await deliver_outbox(ctx))["retry"] == 1
     row = await OutboxMessage.get(id=message.id)
     assert row.last_error == "http 500"
     second_wait = (row.next_attempt_at - ctx.clock.now()).total_seconds()
     assert 18 <= second_wait <= 20  # doubled
-    ctx.clock.set(NOW + timedelta(seconds=40))
+    ctx.clock.set(row.next_attempt_at + timedelta(seconds=1))
     assert (await deliver_outbox(ctx))["retry"] == 1  # the access token had expired
-    ctx.clock.set(NOW + timedelta(seconds=90))
+    row = await OutboxMessage.get(id=message.id)
+    ctx.clock.set(row.next_attempt_at + timedelta(seconds=1))
     assert (await deliver_outbox(ctx))["sent"] == 1
     assert len(wechat.sent) == 1 and len(wechat.tokens_issued) == 2
     row = await OutboxMessage.get(id=message.id)

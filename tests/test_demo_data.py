@@ -36,6 +36,13 @@ async def test_demo_data_loads_twice_and_its_accounts_work(client, settings):
     ]
     assert sum(len(r["awarded"]) for r in results) == 1
     assert sum(r["proposals_received"] for r in results) >= 6
+    # Resident base data of 荷叶地街道, seen by the demo street account.
+    login = await client.post(
+        "/api/v1/auth/login", json={"username": "street", "password": "demo-street-2026"}
+    )
+    street = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    residents = await client.get("/api/v1/residents?limit=5", headers=street)
+    assert len(residents.json()["items"]) == 5
 
 
 async def test_demo_data_is_refused_in_production(app, settings):

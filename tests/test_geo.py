@@ -75,3 +75,21 @@ def test_bounding_box_never_drops_a_point_within_the_radius(centre, radius):
     if abs(centre.lat) < 80:
         far = geodesic(meters=radius * 1.2 + 50).destination((centre.lat, centre.lng), 0)
         assert not box.contains(geo.Point(far.latitude, far.longitude))
+
+
+def test_pyproj_distance_equals_geopy_in_whole_metres():
+    """The C geodesic (pyproj) reports the same whole metres as geopy's Python Karney did."""
+    rng = random.Random(20261130)
+    for i in range(20000):
+        a = geo.Point(rng.uniform(18.0, 53.5), rng.uniform(73.5, 135.0))
+        if i % 4 == 0:
+            b = geo.Point(rng.uniform(18.0, 53.5), rng.uniform(73.5, 135.0))
+        else:
+            spread = (0.001, 0.03, 0.5)[i % 3]
+            b = geo.Point(
+                a.lat + rng.uniform(-spread, spread), a.lng + rng.uniform(-spread, spread)
+            )
+        metres = geodesic((a.lat, a.lng), (b.lat, b.lng), ellipsoid="WGS-84").meters
+        assert abs(geo.geodesic_m(a, b) - metres) < 1e-6
+        assert geo.distance_m(a, b) == geo.whole_metres(metres)
+    assert geo.distance_m(HEFEI, HEFEI) == 0

@@ -89,3 +89,38 @@ def test_days_the_official_calendar_has_not_published_use_the_library():
     # chinese-calendar covers published years only; 2027 falls back to the library's calendar.
     assert not hours.is_open("Mo-Fr 08:00-18:00; PH off", at(2027, 1, 1, 10, 0))
     assert hours.is_open("Mo-Fr 08:00-18:00; PH off", at(2027, 1, 4, 10, 0))
+
+
+def test_cached_state_is_exactly_the_uncached_one():
+    """state_at's per-(expression, day) cache answers exactly what the evaluation does."""
+    import random
+    from datetime import timedelta
+
+    from fixtures.venues_demo import HOURS_BY_KIND
+
+    expressions = sorted(
+        {h for options in HOURS_BY_KIND.values() for h, _ in options if h is not None}
+        | {
+            "Mo-Fr 08:00-12:00,12:00-18:00",
+            "Mo-Su 18:00-02:00",
+            "Mo-Fr 09:00-17:00; PH off",
+            'Mo-Su 10:00-16:00; PH 10:00-12:00 open "假日"',
+            "Mo-Fr 09:00-17:00 unknown",
+        }
+    )
+    rng = random.Random(13)
+    # Ordinary weeks, 国庆 and 春节 periods with their 调休 weekends, a year not yet published.
+    starts = [at(2025, 3, 10), at(2025, 9, 26), at(2026, 2, 12), at(2025, 4, 30), at(2031, 5, 1)]
+    hours._state_cache.clear()
+    for expression in expressions:
+        for start in starts:
+            moment = start
+            # Increasing moments (a clock that runs), then random ones (a clock tests set back).
+            for step in range(60):
+                if step < 40:
+                    moment += timedelta(minutes=rng.choice((1, 7, 30, 59, 90, 240)))
+                else:
+                    moment = start + timedelta(minutes=rng.randint(0, 20000))
+                cached = hours.state_at(expression, moment)
+                assert cached == hours._state_at(expression, moment), (expression, moment)
+    assert hours._state_cache  # the cache was really used

@@ -141,7 +141,7 @@ async def test_two_app_processes_run_each_job_once(app, tmp_path):
     try:
         async with httpx.AsyncClient(timeout=5) as http:
             for port in ports:
-                deadline = time.monotonic() + 60
+                deadline = time.monotonic() + 180  # generous: a loaded 2-core machine starts slowly
                 while True:
                     try:
                         health = await http.get(f"http://127.0.0.1:{port}/api/v1/health")

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from backend import geo
 from backend.access import Principal, parse_model
@@ -15,6 +14,7 @@ from backend.clock import to_local
 from backend.context import AppContext
 from backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from backend.models import Role, User
+from backend.uow import unit_of_work
 from venues import outbox
 from venues.documents import live_state, venue_doc
 from venues.models import Book, Holding, ParkingObservation, Venue, VenueKind, VenueStatus
@@ -83,7 +83,7 @@ async def create_venue(*, ctx: AppContext, actor: Principal, data: VenueCreate) 
     point = geo.to_wgs84(data.lat, data.lng, data.coord)
     attributes = parse_attributes(data.kind, data.attributes, ctx=ctx)
     operator = await _operator_or_raise(data.operator_id)
-    async with in_transaction():
+    async with unit_of_work():
         venue = await Venue.create(
             kind=data.kind,
             name=data.name,
@@ -155,7 +155,7 @@ async def update_venue(
     if "operator_id" in given:
         venue.operator = await _operator_or_raise(data.operator_id)  # type: ignore[assignment]
         changed.add("operator_id")
-    async with in_transaction():
+    async with unit_of_work():
         if "attributes" in given:
             # Merge into the stored attributes as they are now (a parking count may have been
             # published since we read the venue), holding the row until we commit.
@@ -184,7 +184,7 @@ async def close_venue(
     venue = await get_venue_or_raise(public_id)
     venue.status = VenueStatus.REMOVED if data.permanent else VenueStatus.TEMPORARILY_CLOSED
     venue.closed_reason = data.reason
-    async with in_transaction():
+    async with unit_of_work():
         await venue.save(update_fields=["status", "closed_reason", "updated_at"])
         await outbox.enqueue(venue_public_id=venue.public_id, now=ctx.clock.now())
         await record(
@@ -202,7 +202,7 @@ async def reopen_venue(*, ctx: AppContext, actor: Principal, public_id: str) -> 
     venue = await get_venue_or_raise(public_id)
     venue.status = VenueStatus.OPEN
     venue.closed_reason = ""
-    async with in_transaction():
+    async with unit_of_work():
         await venue.save(update_fields=["status", "closed_reason", "updated_at"])
         await outbox.enqueue(venue_public_id=venue.public_id, now=ctx.clock.now())
         await record(ctx=ctx, actor=actor, action="venue.reopen", obj=("venue", venue.public_id))
@@ -248,7 +248,7 @@ async def publish_availability(
     now = ctx.clock.now()
     if data.observed_at > now + FUTURE_TOLERANCE:
         raise ValidationFailed(fields={"observed_at": "统计时间不能晚于当前时间"})
-    async with in_transaction():
+    async with unit_of_work():
         venue = (
             await Venue.filter(public_id=public_id)
             .exclude(status=VenueStatus.REMOVED)
@@ -324,7 +324,7 @@ async def _write_holdings(
     now: datetime,
 ) -> HoldingsResult:
     """The upsert of :func:`upsert_holdings`, in one transaction."""
-    async with in_transaction():
+    async with unit_of_work():
         books = {b.isbn13: b for b in await Book.filter(isbn13__in=list(seen))}
         for item in feed.items:
             book = books.get(item.isbn)

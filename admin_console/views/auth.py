@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file, redirect
+from sanic_ext.extensions.openapi import openapi
 
 from admin_console import session as sessions
 from admin_console.pages import CONSOLE_ROLES, Page, page
@@ -133,5 +134,6 @@ async def asset(request: Request, name: str) -> HTTPResponse:
     )
 
 
-setattr(asset, ACCESS_ATTR, Access(public=True))
-bp.add_route(asset, "/assets/<name:path>", methods=["GET"], name="asset")
+public_asset = openapi.exclude()(asset)
+setattr(public_asset, ACCESS_ATTR, Access(public=True))
+bp.add_route(public_asset, "/assets/<name:path>", methods=["GET"], name="asset")

@@ -20,10 +20,10 @@ from backend.clock import SHANGHAI, to_local
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.models import Role
 from venues import service as venues
-from venues.bookings import service as bookings
+from venues.bookings import blackouts, checkin, lifecycle, operators, penalties, units
 from venues.bookings.models import BookingStatus
 from venues.bookings.schemas import BlackoutCreate
-from venues.bookings.service import effective_policy
+from venues.bookings.units import effective_policy
 from venues.models import Venue, VenueKind, VenueStatus
 from venues.schemas import VenueClose, VenuePatch
 
@@ -235,21 +235,21 @@ async def calendar(request: Request, page: Page, venue_id: str) -> HTTPResponse:
     venue = await _managed(page, venue_id)
     today = to_local(page.ctx.clock.now()).date()
     day = _parse_day(request.args.get("date", ""), today)
-    _venue, units = await bookings.list_units(venue_id=venue_id)
-    _v, rows = await bookings.day_bookings(actor=page.user, venue_id=venue_id, day=day)
-    by_unit: dict[str, list[Any]] = {u.public_id: [] for u in units}
+    _venue, unit_rows = await units.list_units(venue_id=venue_id)
+    _v, rows = await operators.day_bookings(actor=page.user, venue_id=venue_id, day=day)
+    by_unit: dict[str, list[Any]] = {u.public_id: [] for u in unit_rows}
     for b in rows:
         by_unit.setdefault(b.unit.public_id, []).append(b)
-    _v2, blackouts = await bookings.list_blackouts(venue_id=venue_id, now=page.ctx.clock.now())
+    _v2, blackout_rows = await blackouts.list_blackouts(venue_id=venue_id, now=page.ctx.clock.now())
     return page.render(
         "venues/bookings.html",
         venue=venue,
-        units=units,
+        units=unit_rows,
         by_unit=by_unit,
         day=day,
         prev=day - timedelta(days=1),
         next=day + timedelta(days=1),
-        blackouts=blackouts,
+        blackouts=blackout_rows,
         now=page.ctx.clock.now(),
     )
 
@@ -258,10 +258,10 @@ async def calendar(request: Request, page: Page, venue_id: str) -> HTTPResponse:
 @page(read=VENUE_STAFF, write=VENUE_STAFF)
 async def check_in(request: Request, page: Page, booking_id: str) -> HTTPResponse:
     """The operator checks a visitor in at the desk (the booking's own check-in token)."""
-    booking = await bookings.visible_booking(actor=page.user, booking_id=booking_id)
+    booking = await lifecycle.visible_booking(actor=page.user, booking_id=booking_id)
     if not booking.qr_token:
         raise Conflict("该预约当前不能签到", code="not_confirmed")
-    await bookings.check_in(ctx=page.ctx, actor=page.user, token=booking.qr_token)
+    await checkin.check_in(ctx=page.ctx, actor=page.user, token=booking.qr_token)
     day = to_local(booking.start).date().isoformat()
     return await page.redirect(
         f"/console/venues/{booking.venue.public_id}/bookings?date={day}", flash="已签到"
@@ -272,14 +272,14 @@ async def check_in(request: Request, page: Page, booking_id: str) -> HTTPRespons
 @page(read=VENUE_STAFF, write=VENUE_STAFF)
 async def no_show(request: Request, page: Page, booking_id: str) -> HTTPResponse:
     """Mark a no-show once the check-in window has closed (the rule the no-show job applies)."""
-    booking = await bookings.visible_booking(actor=page.user, booking_id=booking_id)
+    booking = await lifecycle.visible_booking(actor=page.user, booking_id=booking_id)
     policy, _ = await effective_policy(ctx=page.ctx, venue=booking.venue)
     if (
         booking.status != BookingStatus.CONFIRMED
         or booking.start + timedelta(minutes=policy.checkin_after_minutes) > page.ctx.clock.now()
     ):
         raise Conflict("签到时间结束后才能标记未到场", code="checkin_window_open")
-    await bookings.mark_no_show(ctx=page.ctx, booking=booking)
+    await penalties.mark_no_show(ctx=page.ctx, booking=booking)
     day = to_local(booking.start).date().isoformat()
     return await page.redirect(
         f"/console/venues/{booking.venue.public_id}/bookings?date={day}", flash="已标记未到场"
@@ -302,7 +302,7 @@ async def add_blackout(request: Request, page: Page, venue_id: str) -> HTTPRespo
     )
     if body is None:
         raise ValidationFailed("停用时段有误", fields=errors)
-    _blackout, conflicts = await bookings.add_blackout(
+    _blackout, conflicts = await blackouts.add_blackout(
         ctx=page.ctx, actor=page.user, venue_id=venue_id, data=body
     )
     note = f"；与 {len(conflicts)} 个已有预约重叠（不会自动取消）" if conflicts else ""
@@ -314,7 +314,7 @@ async def add_blackout(request: Request, page: Page, venue_id: str) -> HTTPRespo
 @bp.post("/blackouts/<blackout_id:str>/delete")
 @page(read=VENUE_STAFF, write=VENUE_STAFF)
 async def remove_blackout(request: Request, page: Page, blackout_id: str) -> HTTPResponse:
-    await bookings.remove_blackout(ctx=page.ctx, actor=page.user, blackout_id=blackout_id)
+    await blackouts.remove_blackout(ctx=page.ctx, actor=page.user, blackout_id=blackout_id)
     back = page.form.get("venue", "")
     return await page.redirect(
         f"/console/venues/{back}/bookings" if back else "/console/venues", flash="已删除停用时段"

@@ -6,12 +6,12 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from backend.clock import SHANGHAI
 from backend.models import Role, User
+from backend.uow import unit_of_work
 from venues.bookings.models import BookableUnit, Booking, BookingStatus, SlotClaim
-from venues.bookings.service import cells, on_grid, within_hours
+from venues.bookings.timegrid import cells, on_grid, within_hours
 from venues.models import Venue, VenueKind, VenueStatus
 
 SPORTS_VENUES = 8
@@ -106,7 +106,7 @@ async def load_bookings_demo(*, now: datetime | None = None) -> list[str]:
             BookingStatus.PENDING_APPROVAL if unit.requires_approval else BookingStatus.CONFIRMED
         )
         try:
-            async with in_transaction():
+            async with unit_of_work():
                 booking = await Booking.create(
                     unit=unit,
                     venue_id=unit.venue_id,

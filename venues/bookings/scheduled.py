@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tortoise.transactions import in_transaction
-
 from backend.context import AppContext
-from venues.bookings import service
+from backend.uow import unit_of_work
+from venues.bookings import holds, penalties, waitlist
 from venues.bookings.delivery import deliver_outbox
 from venues.bookings.messages import booking_message
 from venues.bookings.models import Booking, BookingStatus
-from venues.bookings.service import effective_policy
+from venues.bookings.units import effective_policy
 
 BATCH = 200
 
@@ -22,7 +21,7 @@ async def expire_holds(ctx: AppContext) -> None:
     rows = await Booking.filter(status=BookingStatus.HELD, hold_expires_at__lte=now).limit(BATCH)
     rows += await Booking.filter(status=BookingStatus.PENDING_APPROVAL, start__lte=now).limit(BATCH)
     for booking in rows:
-        await service.expire_booking(ctx=ctx, booking=booking)
+        await holds.expire_booking(ctx=ctx, booking=booking)
 
 
 async def mark_no_shows(ctx: AppContext) -> None:
@@ -36,7 +35,7 @@ async def mark_no_shows(ctx: AppContext) -> None:
     for booking in candidates:
         policy, _ = await effective_policy(ctx=ctx, venue=booking.venue)
         if booking.start + timedelta(minutes=policy.checkin_after_minutes) <= now:
-            await service.mark_no_show(ctx=ctx, booking=booking)
+            await penalties.mark_no_show(ctx=ctx, booking=booking)
 
 
 async def complete_visits(ctx: AppContext) -> None:
@@ -69,7 +68,7 @@ async def queue_reminders(ctx: AppContext) -> None:
         policy, _ = await effective_policy(ctx=ctx, venue=booking.venue)
         if booking.start - timedelta(minutes=policy.reminder_minutes) > now:
             continue
-        async with in_transaction():  # the flag and the message commit together
+        async with unit_of_work():  # the flag and the message commit together
             queued = await Booking.filter(id=booking.id, reminder_queued=False).update(
                 reminder_queued=True
             )
@@ -79,7 +78,7 @@ async def queue_reminders(ctx: AppContext) -> None:
 
 async def promote_waitlist(ctx: AppContext) -> None:
     """Offer freed slots to waiting residents (catches anything the request path missed)."""
-    await service.promote_waitlist(ctx=ctx)
+    await waitlist.promote_waitlist(ctx=ctx)
 
 
 async def deliver(ctx: AppContext) -> None:

@@ -10,14 +10,20 @@ from backend.access import Call, endpoint
 from backend.errors import Conflict
 from backend.models import Role
 from backend.paging import decode_cursor, encode_cursor, scope_of
-from venues.bookings import service
-from venues.bookings.models import (
-    Blackout,
-    BookableUnit,
-    Booking,
-    BookingStatus,
-    WaitlistEntry,
-    WaitStatus,
+from venues.bookings import blackouts as blackout_rules
+from venues.bookings import bookings, lifecycle, operators, waitlist
+from venues.bookings import checkin as checkins
+from venues.bookings import slots as slot_grid
+from venues.bookings import units as unit_rules
+from venues.bookings.models import Booking, BookingStatus, WaitStatus
+from venues.bookings.presenters import (
+    blackout_out,
+    booking_out,
+    day_bookings_out,
+    policy_out,
+    slots_out,
+    unit_out,
+    waitlist_out,
 )
 from venues.bookings.schemas import (
     BlackoutCreate,
@@ -30,23 +36,19 @@ from venues.bookings.schemas import (
     DayBookings,
     DayBookingsQuery,
     MyBookingsQuery,
-    OperatorBookingOut,
     PolicyOut,
     PolicyPatch,
     ReasonIn,
-    SlotOut,
     SlotsOut,
     SlotsQuery,
     UnitCreate,
     UnitList,
     UnitOut,
     UnitPatch,
-    UnitSlots,
     WaitlistCreate,
     WaitlistList,
     WaitlistOut,
 )
-from venues.bookings.settings import Policy
 from venues.service import get_venue_or_raise
 
 bp = Blueprint("bookings", url_prefix="/api/v1")
@@ -54,69 +56,8 @@ TAG = "bookings"
 OPERATORS = (Role.VENUE_OPERATOR, Role.BUREAU_ADMIN)
 
 
-def unit_out(unit: BookableUnit, venue_id: str) -> UnitOut:
-    return UnitOut.model_validate(
-        {**{k: getattr(unit, k) for k in UnitOut.model_fields if hasattr(unit, k)}}
-        | {"id": unit.public_id, "venue_id": venue_id}
-    )
-
-
-def booking_out(booking: Booking, *, owner: bool) -> BookingOut:
-    shown_token = owner and booking.status == BookingStatus.CONFIRMED
-    return BookingOut(
-        id=booking.public_id,
-        unit_id=booking.unit.public_id,
-        unit_name=booking.unit.name,
-        venue_id=booking.venue.public_id,
-        venue_name=booking.venue.name,
-        start=booking.start,
-        end=booking.end,
-        party_size=booking.party_size,
-        status=booking.status.value,
-        hold_expires_at=booking.hold_expires_at,
-        reason=booking.reason,
-        from_waitlist=booking.from_waitlist,
-        checkin_token=booking.qr_token if shown_token else None,
-        created_at=booking.created_at,
-        confirmed_at=booking.confirmed_at,
-        checked_in_at=booking.checked_in_at,
-    )
-
-
 def _mine(call: Call, booking: Booking) -> BookingOut:
     return booking_out(booking, owner=booking.user.public_id == call.user.user_id)
-
-
-def policy_out(venue_id: str, policy: Policy, overridden: list[str]) -> PolicyOut:
-    return PolicyOut(venue_id=venue_id, overridden=overridden, **policy.__dict__)
-
-
-def blackout_out(
-    blackout: Blackout, venue_id: str, conflicts: list[str] | None = None
-) -> BlackoutOut:
-    unit = blackout.unit if blackout.unit_id else None
-    return BlackoutOut(
-        id=blackout.public_id,
-        venue_id=venue_id,
-        unit_id=unit.public_id if isinstance(unit, BookableUnit) else None,
-        starts_at=blackout.starts_at,
-        ends_at=blackout.ends_at,
-        reason=blackout.reason,
-        conflicting_bookings=conflicts or [],
-    )
-
-
-def waitlist_out(entry: WaitlistEntry, unit_id: str, position: int | None) -> WaitlistOut:
-    booking = entry.booking if entry.booking_id else None
-    return WaitlistOut(
-        id=entry.public_id,
-        unit_id=unit_id,
-        start=entry.start,
-        end=entry.end,
-        status=entry.status.value,
-        position=position,
-        booking_id=booking.public_id if isinstance(booking, Booking) else None,
-    )
 
 
 # ---------------------------------------------------------------- public
@@ -134,31 +75,15 @@ def waitlist_out(entry: WaitlistEntry, unit_id: str, position: int | None) -> Wa
     "状态：free 可约、held 他人保留中、booked 已约满、blackout 停用、past 已过、"
     "too_soon 不足最少提前时间、not_open_yet 尚未开放预约、closed 场所关闭。",
 )
-async def slots(request: Request, call: Call, venue_id: str) -> SlotsOut:
-    venue, units = await service.slots_for(ctx=call.ctx, venue_id=venue_id, day=call.query.date)
-    return SlotsOut(
-        venue_id=venue.public_id,
-        date=call.query.date,
-        units=[
-            UnitSlots(
-                unit_id=unit.public_id,
-                name=unit.name,
-                slot_minutes=unit.slot_minutes,
-                interval_minutes=unit.interval_minutes,
-                capacity=unit.capacity,
-                requires_approval=unit.requires_approval,
-                price_text=unit.price_text,
-                slots=[SlotOut(**s) for s in found],
-            )
-            for unit, found in units
-        ],
-    )
+async def slots(request: Request, call: Call[SlotsQuery, None], venue_id: str) -> SlotsOut:
+    venue, units = await slot_grid.slots_for(ctx=call.ctx, venue_id=venue_id, day=call.query.date)
+    return slots_out(venue, call.query.date, units)
 
 
 @bp.get("/venues/<venue_id:str>/units")
 @endpoint(summary="场所的预约单元", tag=TAG, public=True, response=UnitList, errors=(404,))
-async def units(request: Request, call: Call, venue_id: str) -> UnitList:
-    venue, rows = await service.list_units(venue_id=venue_id)
+async def units(request: Request, call: Call[None, None], venue_id: str) -> UnitList:
+    venue, rows = await unit_rules.list_units(venue_id=venue_id)
     return UnitList(items=[unit_out(u, venue.public_id) for u in rows])
 
 
@@ -170,9 +95,9 @@ async def units(request: Request, call: Call, venue_id: str) -> UnitList:
     response=PolicyOut,
     errors=(404,),
 )
-async def get_policy(request: Request, call: Call, venue_id: str) -> PolicyOut:
+async def get_policy(request: Request, call: Call[None, None], venue_id: str) -> PolicyOut:
     venue = await get_venue_or_raise(venue_id)
-    policy, overridden = await service.effective_policy(ctx=call.ctx, venue=venue)
+    policy, overridden = await unit_rules.effective_policy(ctx=call.ctx, venue=venue)
     return policy_out(venue.public_id, policy, overridden)
 
 
@@ -180,8 +105,8 @@ async def get_policy(request: Request, call: Call, venue_id: str) -> PolicyOut:
 @endpoint(
     summary="场所尚未结束的停用时段", tag=TAG, public=True, response=BlackoutList, errors=(404,)
 )
-async def blackouts(request: Request, call: Call, venue_id: str) -> BlackoutList:
-    venue, rows = await service.list_blackouts(venue_id=venue_id, now=call.clock.now())
+async def blackouts(request: Request, call: Call[None, None], venue_id: str) -> BlackoutList:
+    venue, rows = await blackout_rules.list_blackouts(venue_id=venue_id, now=call.clock.now())
     return BlackoutList(items=[blackout_out(b, venue.public_id) for b in rows])
 
 
@@ -204,8 +129,8 @@ async def blackouts(request: Request, call: Call, venue_id: str) -> BlackoutList
     "unit_not_in_venue、unit_unavailable、quota_active_bookings、quota_weekly_hours、"
     "one_unit_at_a_time、booking_suspended。",
 )
-async def create_booking(request: Request, call: Call) -> BookingOut:
-    booking = await service.create_booking(ctx=call.ctx, actor=call.user, data=call.body)
+async def create_booking(request: Request, call: Call[None, BookingCreate]) -> BookingOut:
+    booking = await bookings.create_booking(ctx=call.ctx, actor=call.user, data=call.body)
     return booking_out(booking, owner=True)
 
 
@@ -218,8 +143,8 @@ async def create_booking(request: Request, call: Call) -> BookingOut:
     response=BookingOut,
     errors=(404,),
 )
-async def get_booking(request: Request, call: Call, booking_id: str) -> BookingOut:
-    booking = await service.visible_booking(actor=call.user, booking_id=booking_id)
+async def get_booking(request: Request, call: Call[None, None], booking_id: str) -> BookingOut:
+    booking = await lifecycle.visible_booking(actor=call.user, booking_id=booking_id)
     return _mine(call, booking)
 
 
@@ -231,8 +156,8 @@ async def get_booking(request: Request, call: Call, booking_id: str) -> BookingO
     errors=(404, 409),
     description="仅预约本人、且预约已确认时可取；运营方扫码后调用 POST /operator/checkins。",
 )
-async def qr_svg(request: Request, call: Call, booking_id: str) -> HTTPResponse:
-    booking = await service.own_booking(actor=call.user, booking_id=booking_id)
+async def qr_svg(request: Request, call: Call[None, None], booking_id: str) -> HTTPResponse:
+    booking = await lifecycle.own_booking(actor=call.user, booking_id=booking_id)
     if booking.status != BookingStatus.CONFIRMED or not booking.qr_token:
         raise Conflict("预约确认后才有入场二维码", code="no_checkin_code")
     svg = segno.make(booking.qr_token, error="m").svg_inline(scale=4)
@@ -249,8 +174,8 @@ async def qr_svg(request: Request, call: Call, booking_id: str) -> HTTPResponse:
     description="无需审核的单元变为 confirmed（附入场二维码），需审核的变为 pending_approval。"
     "保留已过期返回 409 hold_expired。候补到位的预约也用此接口接受。",
 )
-async def confirm(request: Request, call: Call, booking_id: str) -> BookingOut:
-    booking = await service.confirm_booking(ctx=call.ctx, actor=call.user, booking_id=booking_id)
+async def confirm(request: Request, call: Call[None, None], booking_id: str) -> BookingOut:
+    booking = await bookings.confirm_booking(ctx=call.ctx, actor=call.user, booking_id=booking_id)
     return booking_out(booking, owner=True)
 
 
@@ -263,8 +188,8 @@ async def confirm(request: Request, call: Call, booking_id: str) -> BookingOut:
     errors=(404, 409, 422),
     description="开始前的取消截止时间之后返回 422 cancel_too_late；保留中的预约随时可放弃。",
 )
-async def cancel(request: Request, call: Call, booking_id: str) -> BookingOut:
-    booking = await service.cancel_booking(ctx=call.ctx, actor=call.user, booking_id=booking_id)
+async def cancel(request: Request, call: Call[None, None], booking_id: str) -> BookingOut:
+    booking = await bookings.cancel_booking(ctx=call.ctx, actor=call.user, booking_id=booking_id)
     return booking_out(booking, owner=True)
 
 
@@ -276,14 +201,14 @@ async def cancel(request: Request, call: Call, booking_id: str) -> BookingOut:
     query=MyBookingsQuery,
     response=BookingList,
 )
-async def my_bookings(request: Request, call: Call) -> BookingList:
+async def my_bookings(request: Request, call: Call[MyBookingsQuery, None]) -> BookingList:
     q = call.query
-    secret = call.settings.jwt_secret
+    secret = call.settings.cursor_key
     scope = scope_of("me/bookings", call.user.user_id, q.status)
     offset = 0
     if q.cursor:
         (offset,) = decode_cursor(q.cursor, scope=scope, secret=secret, shape=(int,))
-    rows, more = await service.list_my_bookings(
+    rows, more = await bookings.list_my_bookings(
         actor=call.user, status=q.status, limit=q.limit, offset=offset
     )
     cursor = encode_cursor([offset + len(rows)], scope=scope, secret=secret) if more else None
@@ -300,28 +225,30 @@ async def my_bookings(request: Request, call: Call) -> BookingList:
     status=201,
     errors=(404, 409, 422),
     description="时段空出时，按先后顺序为第一位候补者保留（held，限时确认），并发送通知；"
-    "未在时限内确认则顺延给下一位。时段仍空闲时返回 422 slot_free。",
+    "未在时限内确认则顺延给下一位。时段仍空闲时返回 422 slot_free。"
+    "候补与预约适用同样的个人规则（422）：booking_suspended、quota_active_bookings、"
+    "quota_weekly_hours、one_unit_at_a_time；轮到时已不符合的候补者被跳过。",
 )
-async def join_waitlist(request: Request, call: Call) -> WaitlistOut:
-    entry, position = await service.join_waitlist(ctx=call.ctx, actor=call.user, data=call.body)
+async def join_waitlist(request: Request, call: Call[None, WaitlistCreate]) -> WaitlistOut:
+    entry, position = await waitlist.join_waitlist(ctx=call.ctx, actor=call.user, data=call.body)
     return waitlist_out(entry, call.body.unit_id, position)
 
 
 @bp.get("/me/waitlist")
 @endpoint(summary="我的候补", tag=TAG, roles=(Role.RESIDENT,), response=WaitlistList)
-async def my_waitlist(request: Request, call: Call) -> WaitlistList:
+async def my_waitlist(request: Request, call: Call[None, None]) -> WaitlistList:
     items = []
-    for entry in await service.my_waitlist(actor=call.user):
+    for entry in await waitlist.my_waitlist(actor=call.user):
         waiting = entry.status == WaitStatus.WAITING
-        position = await service.waitlist_position(entry) if waiting else None
+        position = await waitlist.waitlist_position(entry) if waiting else None
         items.append(waitlist_out(entry, entry.unit.public_id, position))
     return WaitlistList(items=items)
 
 
 @bp.delete("/bookings/waitlist/<entry_id:str>")
 @endpoint(summary="退出候补", tag=TAG, roles=(Role.RESIDENT,), status=204, errors=(404,))
-async def leave_waitlist(request: Request, call: Call, entry_id: str) -> None:
-    await service.leave_waitlist(actor=call.user, entry_id=entry_id)
+async def leave_waitlist(request: Request, call: Call[None, None], entry_id: str) -> None:
+    await waitlist.leave_waitlist(actor=call.user, entry_id=entry_id)
 
 
 # ---------------------------------------------------------------- operators
@@ -340,8 +267,8 @@ async def leave_waitlist(request: Request, call: Call, entry_id: str) -> None:
     description="仅体育场馆与社区活动室；运营方只能管理自己运营的场所。"
     "时长与间隔须为起始间隔的整数倍。",
 )
-async def create_unit(request: Request, call: Call, venue_id: str) -> UnitOut:
-    unit = await service.create_unit(
+async def create_unit(request: Request, call: Call[None, UnitCreate], venue_id: str) -> UnitOut:
+    unit = await unit_rules.create_unit(
         ctx=call.ctx, actor=call.user, venue_id=venue_id, data=call.body
     )
     return unit_out(unit, venue_id)
@@ -357,8 +284,10 @@ async def create_unit(request: Request, call: Call, venue_id: str) -> UnitOut:
     response=UnitOut,
     errors=(404, 409),
 )
-async def update_unit(request: Request, call: Call, unit_id: str) -> UnitOut:
-    unit = await service.update_unit(ctx=call.ctx, actor=call.user, unit_id=unit_id, data=call.body)
+async def update_unit(request: Request, call: Call[None, UnitPatch], unit_id: str) -> UnitOut:
+    unit = await unit_rules.update_unit(
+        ctx=call.ctx, actor=call.user, unit_id=unit_id, data=call.body
+    )
     return unit_out(unit, unit.venue.public_id)
 
 
@@ -372,8 +301,8 @@ async def update_unit(request: Request, call: Call, unit_id: str) -> UnitOut:
     errors=(404,),
     description="只改传入的字段；传 null 恢复全市默认值。",
 )
-async def put_policy(request: Request, call: Call, venue_id: str) -> PolicyOut:
-    venue, policy, overridden = await service.set_policy(
+async def put_policy(request: Request, call: Call[None, PolicyPatch], venue_id: str) -> PolicyOut:
+    venue, policy, overridden = await unit_rules.set_policy(
         ctx=call.ctx, actor=call.user, venue_id=venue_id, data=call.body
     )
     return policy_out(venue.public_id, policy, overridden)
@@ -392,8 +321,10 @@ async def put_policy(request: Request, call: Call, venue_id: str) -> PolicyOut:
     description="不填 unit_id 表示整个场所。已有预约不会自动取消：conflicting_bookings 列出"
     "与之重叠的预约，运营方可逐个取消并说明原因。",
 )
-async def add_blackout(request: Request, call: Call, venue_id: str) -> BlackoutOut:
-    blackout, conflicts = await service.add_blackout(
+async def add_blackout(
+    request: Request, call: Call[None, BlackoutCreate], venue_id: str
+) -> BlackoutOut:
+    blackout, conflicts = await blackout_rules.add_blackout(
         ctx=call.ctx, actor=call.user, venue_id=venue_id, data=call.body
     )
     return blackout_out(blackout, venue_id, conflicts)
@@ -401,8 +332,8 @@ async def add_blackout(request: Request, call: Call, venue_id: str) -> BlackoutO
 
 @bp.delete("/blackouts/<blackout_id:str>")
 @endpoint(summary="删除停用时段", tag=TAG, roles=OPERATORS, api_key=True, status=204, errors=(404,))
-async def remove_blackout(request: Request, call: Call, blackout_id: str) -> None:
-    await service.remove_blackout(ctx=call.ctx, actor=call.user, blackout_id=blackout_id)
+async def remove_blackout(request: Request, call: Call[None, None], blackout_id: str) -> None:
+    await blackout_rules.remove_blackout(ctx=call.ctx, actor=call.user, blackout_id=blackout_id)
 
 
 @bp.get("/operator/bookings")
@@ -415,24 +346,11 @@ async def remove_blackout(request: Request, call: Call, blackout_id: str) -> Non
     response=DayBookings,
     errors=(404,),
 )
-async def day_bookings(request: Request, call: Call) -> DayBookings:
-    venue, rows = await service.day_bookings(
+async def day_bookings(request: Request, call: Call[DayBookingsQuery, None]) -> DayBookings:
+    venue, rows = await operators.day_bookings(
         actor=call.user, venue_id=call.query.venue_id, day=call.query.date
     )
-    return DayBookings(
-        venue_id=venue.public_id,
-        date=call.query.date,
-        items=[
-            OperatorBookingOut(
-                **booking_out(b, owner=False).model_dump(), resident=_masked(b.user.display_name)
-            )
-            for b in rows
-        ],
-    )
-
-
-def _masked(name: str) -> str:
-    return (name[:1] + "*" * max(1, len(name) - 1)) if name else "居民"
+    return day_bookings_out(venue, call.query.date, rows)
 
 
 @bp.post("/operator/checkins")
@@ -446,8 +364,8 @@ def _masked(name: str) -> str:
     errors=(404, 409, 422),
     description="二维码只能使用一次；须在开始前后的签到窗口内（422 checkin_outside_window）。",
 )
-async def checkin(request: Request, call: Call) -> BookingOut:
-    booking = await service.check_in(ctx=call.ctx, actor=call.user, token=call.body.token)
+async def checkin(request: Request, call: Call[None, CheckinIn]) -> BookingOut:
+    booking = await checkins.check_in(ctx=call.ctx, actor=call.user, token=call.body.token)
     return booking_out(booking, owner=False)
 
 
@@ -461,8 +379,8 @@ async def checkin(request: Request, call: Call) -> BookingOut:
     response=BookingOut,
     errors=(404, 409),
 )
-async def venue_cancel(request: Request, call: Call, booking_id: str) -> BookingOut:
-    booking = await service.venue_cancel(
+async def venue_cancel(request: Request, call: Call[None, ReasonIn], booking_id: str) -> BookingOut:
+    booking = await operators.venue_cancel(
         ctx=call.ctx, actor=call.user, booking_id=booking_id, reason=call.body.reason
     )
     return booking_out(booking, owner=False)
@@ -477,8 +395,8 @@ async def venue_cancel(request: Request, call: Call, booking_id: str) -> Booking
     response=BookingOut,
     errors=(404, 409),
 )
-async def approve(request: Request, call: Call, booking_id: str) -> BookingOut:
-    booking = await service.approve(ctx=call.ctx, actor=call.user, booking_id=booking_id)
+async def approve(request: Request, call: Call[None, None], booking_id: str) -> BookingOut:
+    booking = await operators.approve(ctx=call.ctx, actor=call.user, booking_id=booking_id)
     return booking_out(booking, owner=False)
 
 
@@ -492,8 +410,8 @@ async def approve(request: Request, call: Call, booking_id: str) -> BookingOut:
     response=BookingOut,
     errors=(404, 409),
 )
-async def reject(request: Request, call: Call, booking_id: str) -> BookingOut:
-    booking = await service.reject(
+async def reject(request: Request, call: Call[None, ReasonIn], booking_id: str) -> BookingOut:
+    booking = await operators.reject(
         ctx=call.ctx, actor=call.user, booking_id=booking_id, reason=call.body.reason
     )
     return booking_out(booking, owner=False)

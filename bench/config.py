@@ -1,0 +1,127 @@
+"""What one bench run uses: profile, variant (short or full), sizes, durations, workers, places.
+
+Everything the server process and the bench itself read comes from one environment
+(:meth:`BenchConfig.server_env`), so both see the same database, key prefix and index prefix —
+never the test database (``smartcircle_test``) or the development one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from backend.config import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+LEVELS = (1, 16, 64)
+BENCH_DATABASE = "smartcircle_bench"
+KV_PREFIX = "bench:"
+ES_PREFIX = "bench"
+JWT_SECRET = "bench-only-secret-not-for-production-0123456789"  # noqa: S105 - bench data only
+SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "ELASTICSEARCH_URL", "TEST_DATABASE_URL")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    profile: str  # embedded | services
+    full: bool
+    venues: int
+    holdings: int  # target; the generator's granularity is one reading space
+    titles: int
+    people: int  # distinct voters (each votes at most once per hot pain point)
+    seconds: float  # per scenario and concurrency
+    warmup: float
+    levels: tuple[int, ...]
+    workers: int
+    out_dir: Path
+    docs: Path | None  # docs/benchmarks.md to update, or None
+    database_url: str
+    redis_url: str
+    elasticsearch_url: str
+
+    @property
+    def variant(self) -> str:
+        return "full" if self.full else "short"
+
+    @property
+    def var_dir(self) -> Path:
+        return self.out_dir / self.profile
+
+    def server_env(self) -> dict[str, str]:
+        """The environment of the server process (and of the bench's own settings)."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("SMARTCIRCLE_") and k not in SERVICE_VARS
+        }
+        env.update(
+            SMARTCIRCLE_PROFILE=self.profile,
+            SMARTCIRCLE_VAR_DIR=str(self.var_dir),
+            SMARTCIRCLE_WORKERS=str(self.workers),
+            SMARTCIRCLE_KV_PREFIX=KV_PREFIX,
+            SMARTCIRCLE_ES_INDEX_PREFIX=ES_PREFIX,
+            SMARTCIRCLE_JWT_SECRET=JWT_SECRET,
+            SMARTCIRCLE_SCHEDULER="0",
+            SMARTCIRCLE_LOG_LEVEL="WARNING",
+        )
+        if self.profile == "services":
+            env.update(
+                DATABASE_URL=self.database_url,
+                REDIS_URL=self.redis_url,
+                ELASTICSEARCH_URL=self.elasticsearch_url,
+            )
+        return env
+
+    def settings(self) -> Settings:
+        return Settings.from_env(self.server_env())
+
+
+def bench_database_url(url: str, name: str = BENCH_DATABASE) -> str:
+    """The same server and credentials, another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def make_config(
+    *,
+    profile: str,
+    full: bool,
+    seconds: float | None = None,
+    workers: int | None = None,
+    levels: tuple[int, ...] = LEVELS,
+    docs: bool = True,
+) -> BenchConfig:
+    env = os.environ
+    if workers is None:
+        workers = int(env.get("SMARTCIRCLE_WORKERS") or (2 if profile == "services" else 1))
+    if profile == "embedded" and workers != 1:
+        raise SystemExit("the embedded profile runs exactly one worker")
+    database_url = redis_url = elasticsearch_url = ""
+    if profile == "services":
+        missing = [n for n in ("DATABASE_URL", "REDIS_URL", "ELASTICSEARCH_URL") if not env.get(n)]
+        if missing:
+            raise SystemExit(f"services profile: {', '.join(missing)} not set (make services-up)")
+        database_url = bench_database_url(
+            env["DATABASE_URL"], env.get("BENCH_DATABASE", BENCH_DATABASE)
+        )
+        redis_url = env["REDIS_URL"]
+        elasticsearch_url = env["ELASTICSEARCH_URL"]
+    return BenchConfig(
+        profile=profile,
+        full=full,
+        venues=100_000 if full else 3_000,
+        holdings=1_000_000 if full else 100_000,
+        titles=3_000,
+        people=30_000 if full else 20_000,
+        seconds=seconds if seconds is not None else 10.0,
+        warmup=2.0,
+        levels=levels,
+        workers=workers,
+        out_dir=REPO / "var" / "bench",
+        docs=REPO / "docs" / "benchmarks.md" if docs else None,
+        database_url=database_url,
+        redis_url=redis_url,
+        elasticsearch_url=elasticsearch_url,
+    )

@@ -1,0 +1,1 @@
+"""Resident base data for street offices (居民基础信息库): enter once, reuse, confidential."""
