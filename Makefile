@@ -12,7 +12,7 @@ BENCH_FULL ?=
 BENCH_ARGS := $(if $(filter 1,$(BENCH_FULL)),--full,)
 
 .PHONY: help install migrate makemigrations demo serve lint test test-embedded test-services \
-        services-up services-down reindex bench-tools bench bench-full bench-services clean
+        services-up services-down browser-up reindex bench-tools bench bench-full bench-services clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -51,11 +51,11 @@ lint: install ## ruff (lint and format check) and mypy
 	$(BIN)/mypy backend search crowdsource venues residents admin_console fixtures server bench
 	$(BIN)/lint-imports
 
-test-embedded: install ## the suite on the embedded profile (SQLite, in-process KV, database search)
+test-embedded: install browser-up ## the suite on the embedded profile (SQLite, in-process KV, database search)
 	@echo "===== test run 1/2: embedded profile ====="
 	$(EMBEDDED_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
-test-services: install services-up ## the suite against real PostgreSQL, Redis and Elasticsearch
+test-services: install services-up browser-up ## the suite against real PostgreSQL, Redis and Elasticsearch
 	@echo "===== test run 2/2: services profile (PostgreSQL, Redis, Elasticsearch) ====="
 	source var/services/env && $(BIN)/pytest $(PYTEST_ARGS)
 
@@ -63,6 +63,9 @@ test: install lint test-embedded test-services ## install, lint, type-check, run
 
 services-up: ## install (if needed) and start PostgreSQL, Redis, Elasticsearch on 127.0.0.1
 	bash scripts/services-up.sh
+
+browser-up: ## install (if needed) Debian's Chromium and a Chinese font for the console's browser tests
+	bash scripts/browser-up.sh
 
 services-down: ## stop the services (data stays under var/)
 	bash scripts/services-down.sh

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from admin_console.feature import FEATURE as CONSOLE
 from backend.feature import FEATURE as CORE
 from backend.features import Feature
 from crowdsource.feature import FEATURE as CROWDSOURCE
@@ -9,4 +10,4 @@ from residents.feature import FEATURE as RESIDENTS
 from search.feature import FEATURE as SEARCH
 from venues.feature import FEATURE as VENUES
 
-FEATURES: tuple[Feature, ...] = (CORE, CROWDSOURCE, SEARCH, VENUES, RESIDENTS)
+FEATURES: tuple[Feature, ...] = (CORE, CROWDSOURCE, SEARCH, VENUES, RESIDENTS, CONSOLE)
