@@ -143,10 +143,14 @@ async def create_client(
 
 async def list_clients() -> Open311ClientList:
     """Every Open311 client, oldest first (keys are never shown again)."""
-    clients = await Open311Client.all().order_by("id").select_related("vendor")
+    clients = await Open311Client.all().order_by("id")
+    vendor_ids = {c.vendor_id for c in clients if c.vendor_id is not None}
+    vendors = dict(
+        await Vendor.filter(id__in=vendor_ids).values_list("id", "public_id") if vendor_ids else []
+    )
     return Open311ClientList(
         items=[
-            client_out(c, vendor_id=c.vendor.public_id if c.vendor else None)  # type: ignore[attr-defined]
+            client_out(c, vendor_id=vendors.get(c.vendor_id) if c.vendor_id else None)
             for c in clients
         ]
     )

@@ -50,6 +50,7 @@ class Venue(Model):
     operator: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "core.User", related_name="operated_venues", null=True, on_delete=fields.SET_NULL
     )
+    operator_id: int | None
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -65,6 +66,7 @@ class ParkingObservation(Model):
     venue: fields.ForeignKeyRelation[Venue] = fields.ForeignKeyField(
         "venues.Venue", related_name="parking_observations", on_delete=fields.CASCADE
     )
+    venue_id: int
     free_spaces = fields.IntField()
     observed_at = fields.DatetimeField()
     received_at = fields.DatetimeField()
@@ -95,9 +97,11 @@ class Holding(Model):
     venue: fields.ForeignKeyRelation[Venue] = fields.ForeignKeyField(
         "venues.Venue", related_name="holdings", on_delete=fields.CASCADE
     )
+    venue_id: int
     book: fields.ForeignKeyRelation[Book] = fields.ForeignKeyField(
         "venues.Book", related_name="holdings", on_delete=fields.CASCADE
     )
+    book_id: int
     copies = fields.IntField()
     copies_available = fields.IntField()
     updated_at = fields.DatetimeField()

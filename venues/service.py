@@ -25,11 +25,9 @@ from venues.schemas import (
     AvailabilityOut,
     HoldingsFeed,
     HoldingsResult,
-    Location,
     Observation,
     VenueClose,
     VenueCreate,
-    VenueOut,
     VenuePatch,
 )
 
@@ -209,38 +207,6 @@ async def reopen_venue(*, ctx: AppContext, actor: Principal, public_id: str) -> 
     return venue
 
 
-def venue_out(venue: Venue, *, ctx: AppContext, coord: geo.CoordSystem) -> VenueOut:
-    """The venue as the API shows it, located in ``coord`` and evaluated at the clock's now."""
-    state = live_state(venue_doc(venue), ctx.clock.now(), ctx.settings.parking_stale_after)
-    shown = geo.from_wgs84(geo.Point(venue.lat, venue.lng), coord)
-    operator = venue.operator
-    return VenueOut(
-        id=venue.public_id,
-        kind=venue.kind,
-        name=venue.name,
-        address=venue.address,
-        district=venue.district,
-        street=venue.street,
-        location=Location(lat=shown.lat, lng=shown.lng),
-        coord=coord,
-        phone=venue.phone,
-        description=venue.description,
-        photos=list(venue.photos or []),
-        opening_hours=venue.opening_hours,
-        open_now=state.open_now,
-        next_change=state.next_change,
-        status=venue.status,
-        closed_reason=venue.closed_reason,
-        verified_at=to_local(venue.verified_at) if venue.verified_at else None,
-        accessible=venue.accessible,
-        attributes=dict(venue.attributes or {}),
-        parking_state=state.parking_state,
-        stale=state.stale,
-        operator_id=operator.public_id if operator is not None else None,
-        updated_at=to_local(venue.updated_at),
-    )
-
-
 async def publish_availability(
     *, ctx: AppContext, actor: Principal, public_id: str, data: AvailabilityIn
 ) -> AvailabilityOut:
@@ -341,10 +307,7 @@ async def _write_holdings(
                 book.author = item.author or book.author
                 book.publisher = item.publisher or book.publisher
                 await book.save(update_fields=["title", "author", "publisher"])
-        existing = {
-            h.book_id: h  # type: ignore[attr-defined]
-            for h in await Holding.filter(venue=venue)
-        }
+        existing = {h.book_id: h for h in await Holding.filter(venue=venue)}
         for item in feed.items:
             book = books[item.isbn]
             holding = existing.pop(book.id, None)

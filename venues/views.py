@@ -7,7 +7,7 @@ from sanic import Blueprint, Request
 from backend.access import Call, endpoint
 from backend.geo import CoordSystem
 from backend.models import Role
-from venues import catalogue, service
+from venues import catalogue, presenters, service
 from venues.schemas import (
     AvailabilityHistory,
     AvailabilityHistoryQuery,
@@ -40,7 +40,7 @@ TAG = "venues"
 )
 async def create_venue(request: Request, call: Call[None, VenueCreate]) -> VenueOut:
     venue = await service.create_venue(ctx=call.ctx, actor=call.user, data=call.body)
-    return service.venue_out(venue, ctx=call.ctx, coord=CoordSystem.WGS84)
+    return presenters.venue_out(venue, ctx=call.ctx, coord=CoordSystem.WGS84)
 
 
 @bp.get("/venues/<venue_id:str>")
@@ -54,7 +54,7 @@ async def create_venue(request: Request, call: Call[None, VenueCreate]) -> Venue
 )
 async def get_venue(request: Request, call: Call[CoordQuery, None], venue_id: str) -> VenueOut:
     venue = await service.get_venue_or_raise(venue_id)
-    return service.venue_out(venue, ctx=call.ctx, coord=call.query.coord)
+    return presenters.venue_out(venue, ctx=call.ctx, coord=call.query.coord)
 
 
 @bp.patch("/venues/<venue_id:str>")
@@ -75,7 +75,7 @@ async def update_venue(request: Request, call: Call[None, VenuePatch], venue_id:
     venue = await service.update_venue(
         ctx=call.ctx, actor=call.user, public_id=venue_id, data=call.body
     )
-    return service.venue_out(venue, ctx=call.ctx, coord=CoordSystem.WGS84)
+    return presenters.venue_out(venue, ctx=call.ctx, coord=CoordSystem.WGS84)
 
 
 @bp.post("/venues/<venue_id:str>/close")
@@ -91,7 +91,7 @@ async def close_venue(request: Request, call: Call[None, VenueClose], venue_id: 
     venue = await service.close_venue(
         ctx=call.ctx, actor=call.user, public_id=venue_id, data=call.body
     )
-    return service.venue_out(venue, ctx=call.ctx, coord=CoordSystem.WGS84)
+    return presenters.venue_out(venue, ctx=call.ctx, coord=CoordSystem.WGS84)
 
 
 @bp.post("/venues/<venue_id:str>/reopen")
@@ -104,7 +104,7 @@ async def close_venue(request: Request, call: Call[None, VenueClose], venue_id: 
 )
 async def reopen_venue(request: Request, call: Call[None, None], venue_id: str) -> VenueOut:
     venue = await service.reopen_venue(ctx=call.ctx, actor=call.user, public_id=venue_id)
-    return service.venue_out(venue, ctx=call.ctx, coord=CoordSystem.WGS84)
+    return presenters.venue_out(venue, ctx=call.ctx, coord=CoordSystem.WGS84)
 
 
 @bp.put("/parking/<venue_id:str>/availability")

@@ -18,6 +18,7 @@ from admin_console.pages import ADMIN, VENUE_STAFF, Page, page
 from backend import hours
 from backend.clock import SHANGHAI, to_local
 from backend.errors import Conflict, NotFound, ValidationFailed
+from backend.geo import CoordSystem
 from backend.models import Role
 from venues import service as venues
 from venues.bookings import blackouts, checkin, lifecycle, operators, penalties, units
@@ -25,6 +26,7 @@ from venues.bookings.models import BookingStatus
 from venues.bookings.schemas import BlackoutCreate
 from venues.bookings.units import effective_policy
 from venues.models import Venue, VenueKind, VenueStatus
+from venues.presenters import venue_out
 from venues.schemas import VenueClose, VenuePatch
 
 bp = Blueprint("console_venues", url_prefix="/console")
@@ -145,7 +147,7 @@ async def _venue_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTTPResponse:
-    out = venues.venue_out(venue, ctx=page.ctx, coord=venues.geo.CoordSystem.WGS84)
+    out = venue_out(venue, ctx=page.ctx, coord=CoordSystem.WGS84)
     values = values if values is not None else out.model_dump()
     return page.render(
         "venues/show.html",

@@ -59,7 +59,7 @@ async def _units() -> list[BookableUnit]:
         .limit(ACTIVITY_ROOMS)
     )
     operator = await User.filter(username="operator", role=Role.VENUE_OPERATOR).first()
-    if operator is not None and sports and sports[0].operator_id is None:  # type: ignore[attr-defined]
+    if operator is not None and sports and sports[0].operator_id is None:
         await Venue.filter(id=sports[0].id).update(operator_id=operator.id)
     plan = [(v, f"{n}号场", COURT_RULES) for v in sports for n in (1, 2, 3)]
     plan += [(v, name, ROOM_RULES) for v in rooms for name in ("活动室A", "多功能厅")]
