@@ -34,8 +34,10 @@ import httpx
 import pytest
 
 from backend.clock import SHANGHAI
+from backend.kv import RedisKeyValue
 from tests.conftest import PROFILE, RUN_ID
 from tests.crowdsource_helpers import create_campaign, submit
+from tests.search_fixtures import delete_test_indices
 from tests.wechat_stub import APPID, SECRET, WeChatStub
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,6 +47,10 @@ REPORTS = os.environ.get("SMARTCIRCLE_FUZZ_REPORTS", "")  # a directory for HAR/
 PASSWORD = "fuzz-password-2026"  # noqa: S105 - a test account's
 STAFF = ("street_worker", "judge", "vendor", "venue_operator", "curator", "bureau_admin")
 CALLERS = ("anonymous", "resident", *STAFF)
+# The server's own namespaces on the services profile (the suite's are test:{RUN_ID}: and
+# test-{RUN_ID}).
+FUZZ_KV_PREFIX = f"test:{RUN_ID}:fuzz:"
+FUZZ_ES_PREFIX = f"test-{RUN_ID}-fuzz"
 # Operations left out of signed-in runs: signing out ends the session the run signs in with.
 SESSION_ENDING = {"logout"}
 
@@ -85,8 +91,9 @@ def _server_env(tmp_path: Path, wechat: WeChatStub) -> dict[str, str]:
         SMARTCIRCLE_SCHEDULER="0",
         SMARTCIRCLE_DEMO_SIGNIN="1",
         SMARTCIRCLE_LOGIN_MAX_FAILURES="1000000",
-        SMARTCIRCLE_KV_PREFIX=f"test:{RUN_ID}:fuzz:",
-        SMARTCIRCLE_ES_INDEX_PREFIX=f"test-{RUN_ID}-fuzz",
+        SMARTCIRCLE_ACCESS_TOKEN_TTL="3600",  # outlives a long run by hand
+        SMARTCIRCLE_KV_PREFIX=FUZZ_KV_PREFIX,
+        SMARTCIRCLE_ES_INDEX_PREFIX=FUZZ_ES_PREFIX,
         # Nothing leaves the machine: WeChat is the test stub.
         WECHAT_BASE_URL=wechat.base_url,
         WECHAT_APPID=APPID,
@@ -185,6 +192,20 @@ async def _seed(http: httpx.AsyncClient, ctx, tokens: dict[str, str]) -> dict[st
     assert spare.status_code == 201, spare.text
     ids["user_id"] = [spare.json()["id"]]  # a user the fuzzer may deactivate: not one of its own
     return ids
+
+
+async def _clean_up_services(ctx) -> None:
+    """The server's own key-value namespace and indices (the suite cleans only its own)."""
+    kv = RedisKeyValue.from_url(ctx.settings.redis_url, prefix=FUZZ_KV_PREFIX)
+    try:
+        await kv.clear_namespace()
+    finally:
+        await kv.close()
+    if ctx.elastic is not None:
+        await delete_test_indices(ctx.elastic.client, FUZZ_ES_PREFIX)
+        await ctx.elastic.client.indices.delete(
+            index=f"{FUZZ_ES_PREFIX}-pain-points", ignore_unavailable=True
+        )
 
 
 def _operations_for(document: dict[str, Any], caller: str) -> dict[str, Any]:
@@ -314,6 +335,8 @@ async def test_no_input_makes_a_server_error_for_any_role(app, ctx, wechat, tmp_
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+        if PROFILE == "services":
+            await _clean_up_services(ctx)
     output = log_path.read_text(errors="replace")
     print(f"schemathesis runs (s): {timings}, total {time.monotonic() - started:.0f} s")
     assert not failures, "\n".join(failures)
