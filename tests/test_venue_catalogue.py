@@ -131,8 +131,10 @@ async def test_unknown_and_other_venues(client):
     await venue("court-1", VenueKind.SPORTS_VENUE)
     removed = await venue("rs-gone")
     await Venue.filter(id=removed.id).update(status=VenueStatus.REMOVED)
-    missing = await client.get("/api/v1/venues/nope/books")
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "venue_not_found"
+    for unknown in ("nope", "x" * 33, "x" * 500):
+        missing = await client.get(f"/api/v1/venues/{unknown}/books")
+        assert missing.status_code == 404, missing.text
+        assert missing.json()["error"]["code"] == "venue_not_found"
     gone = await client.get("/api/v1/venues/rs-gone/books")
     assert gone.status_code == 404
     court = await client.get("/api/v1/venues/court-1/books")
