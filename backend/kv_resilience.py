@@ -113,6 +113,11 @@ class CircuitBreaker:
         self._probing = False
         return opened
 
+    def abandoned(self) -> None:
+        """The probe ended without an answer either way (cancelled, or a bug): the next caller
+        after the cool-down probes instead."""
+        self._probing = False
+
     def succeeded(self) -> bool:
         """Close; True if this closed an open breaker (the store is back)."""
         was_open = self._open_until is not None
@@ -185,6 +190,9 @@ class ResilientKeyValue(KeyValue):
                 result = await primary()
             except OUTAGE_ERRORS as exc:
                 self._failed(exc)
+            except BaseException:
+                self.breaker.abandoned()  # never leave a probe pending forever
+                raise
             else:
                 await self._succeeded()
                 return result

@@ -144,6 +144,9 @@ def _take_over_exception_hooks() -> None:
     logging.captureWarnings(True)
 
 
+_OURS = ("smartcircle", "sanic", "tortoise", "asyncio", "py")
+
+
 def configure_logging(level: str = "INFO", as_json: bool = True) -> None:
     """Route every logger — the app's, Sanic's, asyncio's, warnings, uncaught exceptions —
     through one redacting handler on the root logger: one JSON object per line, the traceback
@@ -174,6 +177,11 @@ def configure_logging(level: str = "INFO", as_json: bool = True) -> None:
         logger.handlers = []  # Sanic's own configuration adds box-printing handlers here
         logger.propagate = True
         logger.setLevel(level if name == "smartcircle" else max(logging.INFO, _level(level)))
+    # A library's logging.config.dictConfig (import-linter's, for one) disables every logger it
+    # does not name; Sanic's own configuration used to re-enable them. Ours must not stay off.
+    for name, existing in logging.root.manager.loggerDict.items():
+        if isinstance(existing, logging.Logger) and name.split(".")[0] in _OURS:
+            existing.disabled = False
     # Sanic's access log prints full URLs with query strings; we write our own (path only).
     logging.getLogger("sanic.access").disabled = True
     logging.getLogger("tortoise.db_client").setLevel(logging.WARNING)

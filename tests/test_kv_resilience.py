@@ -136,6 +136,29 @@ async def test_bugs_are_not_mistaken_for_outages():
         await ResilientKeyValue(MemoryKeyValue(prefix="t:")).set("k", "v", ttl=0)
 
 
+async def test_a_cancelled_probe_does_not_keep_the_breaker_open_forever():
+    kv, primary, clock = wrapped(retry_after=1)
+    primary.kill()
+    await kv.get("x")
+    primary.restart()
+    clock.now += 2
+    started = asyncio.Event()
+
+    async def slow_get(key: str) -> str | None:
+        started.set()
+        await asyncio.sleep(10)
+        return None
+
+    primary.get = slow_get  # type: ignore[method-assign]
+    probe = asyncio.create_task(kv.get("x"))
+    await started.wait()
+    probe.cancel()  # the client went away mid-probe
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+    del primary.get
+    assert await kv.get("x") is None and not kv.degraded  # the next call probed and closed it
+
+
 def test_circuit_breaker_states():
     clock = FakeClock()
     breaker = CircuitBreaker(2, clock=clock)

@@ -6,11 +6,11 @@ from tortoise.exceptions import IntegrityError
 
 from backend.access import Principal
 from backend.audit import record
+from backend.auth import passwords
 from backend.context import AppContext
 from backend.errors import Conflict, Forbidden, NotFound, RateLimited, Unprocessable
 from backend.models import Role, User
 from backend.paging import decode_cursor, encode_cursor, scope_of
-from backend.security import hash_password
 from backend.uow import unit_of_work
 from crowdsource.challenges.models import Vendor, VendorMember, VendorStatus
 from crowdsource.challenges.presenters import vendor_out
@@ -56,6 +56,8 @@ async def register_vendor(*, ctx: AppContext, data: VendorRegistration, client_i
     if not limit.allowed:
         raise RateLimited(limit.retry_after)
     now = ctx.clock.now()
+    # Hashed in the bounded pool, before the transaction opens (argon2 is slow by design).
+    password_hash = await passwords.hash_(ctx.settings, data.password)
     try:
         async with unit_of_work():
             vendor = await Vendor.create(
@@ -70,7 +72,7 @@ async def register_vendor(*, ctx: AppContext, data: VendorRegistration, client_i
                 raise Conflict("用户名已存在", code="username_taken", fields={"username": "taken"})
             user = await User.create(
                 username=data.username,
-                password_hash=hash_password(data.password),
+                password_hash=password_hash,
                 role=Role.VENDOR,
                 display_name=data.contact_name,
             )
@@ -124,11 +126,12 @@ async def add_member(
         raise Forbidden("只能为本企业添加成员")
     if vendor.status != VendorStatus.VERIFIED:
         raise Unprocessable("企业通过审核后才能添加成员", code="vendor_not_verified")
+    password_hash = await passwords.hash_(ctx.settings, data.password)
     try:
         async with unit_of_work():
             user = await User.create(
                 username=data.username,
-                password_hash=hash_password(data.password),
+                password_hash=password_hash,
                 role=Role.VENDOR,
                 display_name=data.display_name,
             )
