@@ -1,7 +1,10 @@
 """Who may call what: every route declares its callers with ``@endpoint``; the default is deny.
 
-``@endpoint`` also parses and validates the query string and body into pydantic models (errors
-name the field path), shapes the response, and writes the route's OpenAPI description.
+``@endpoint`` is also the border: it checks path parameters (a malformed id is a 404), parses
+and validates the query string and body into pydantic models (errors name the field path),
+refuses text no field accepts and bodies of the wrong media type, and shapes the response. It
+records the route's declaration (:class:`EndpointSpec`), from which ``backend.openapi`` builds
+the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -135,11 +138,14 @@ def parse_model(model: type[M], data: Any, where: str) -> M:
 # -- the border: what any input may carry -----------------------------------------------------
 
 # Characters no text field accepts: C0 and C1 control characters (tab, line feed and carriage
-# return excepted), DEL, UTF-16 surrogates (a lone ``\udXXX`` escape in JSON decodes to one) and
-# the two non-characters U+FFFE/U+FFFF. None of them is typed by a person; each breaks something
-# downstream (PostgreSQL refuses NUL, UTF-8 cannot encode a surrogate, spreadsheets and XML
-# refuse control characters).
-UNSAFE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# return excepted), DEL, UTF-16 surrogates (a lone ``\udXXX`` escape in JSON decodes to one), the
+# two non-characters U+FFFE/U+FFFF, and planes 4-13, where no Unicode version has assigned a
+# character (a random pair of surrogate escapes lands there). None of them is typed by a person;
+# each breaks something downstream (PostgreSQL refuses NUL, UTF-8 cannot encode a surrogate,
+# spreadsheets and XML refuse control characters). Emoji and CJK extensions are welcome.
+UNSAFE_TEXT = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\U00040000-\U000dffff]"
+)
 # Deeper nesting than any request of this API needs; refused before a model sees it.
 MAX_DEPTH = 32
 

@@ -155,6 +155,7 @@ async def test_lone_surrogates_and_control_characters_are_refused_naming_the_fie
     for field, text in [
         ("description", "晚上回家路上很黑\\ud8d9老人孩子容易摔倒，希望尽快修好"),  # lone high
         ("title", "路灯\\udc4a不亮了"),  # lone low surrogate
+        ("title", "路灯\\udafa\\udc4a不亮了"),  # a pair, but into unassigned plane 12
         ("title", "路灯\\u0000不亮了"),  # NUL
         ("description", "晚上回家路上很黑\\u001b[31m老人孩子容易摔倒，希望尽快修好"),  # ESC
         ("title", "路灯\\u0085不亮"),  # a C1 control character
@@ -188,6 +189,13 @@ async def test_lone_surrogates_and_control_characters_are_refused_naming_the_fie
     # Query strings too.
     error = _error(await client.get("/api/v1/venues/search?lat=31.8&lng=117.2&q=a%00b"), 400)
     assert list(error["fields"]) == ["q"]
+    curator = token_headers(ctx, await make_user(Role.CURATOR))
+    response = await client.post(
+        f"/api/v1/pain-points/{created['id']}/moderation",
+        content=b'{"decision": "duplicate", "duplicate_of": "\\udafa\\udc4a"}',
+        headers={**curator, "content-type": "application/json"},
+    )
+    assert list(_error(response, 400, "validation_error")["fields"]) == ["duplicate_of"]
 
 
 async def test_a_pain_point_with_control_characters_cannot_break_the_xlsx_export(client, ctx):
@@ -205,9 +213,10 @@ async def test_a_pain_point_with_control_characters_cannot_break_the_xlsx_export
     )
     assert set(_error(refused, 400)["fields"]) == {"title", "description"}
     created = await submit(client, resident, campaign["id"], title="=井盖松动")
-    # A row stored before the border refused such text still exports.
+    # A row stored before the border refused such text still exports (PostgreSQL itself refuses
+    # NUL, so the row carries the other control characters).
     await PainPoint.filter(public_id=created["id"]).update(
-        title="井盖\x0b松动\x1f", district="\x00"
+        title="井盖\x0b松动\x1f", district="\x01"
     )
     export = await client.get(
         f"/api/v1/campaigns/{campaign['id']}/pain-points/export.xlsx", headers=admin
