@@ -21,10 +21,10 @@ from residents.schemas import (
     CommunityOut,
     HouseholdIn,
     HouseholdList,
+    HouseholdMemberOut,
     HouseholdOut,
     HouseholdPatch,
     HouseholdQuery,
-    MemberOut,
 )
 from residents.scope import community_in_street, household_in_street, worker_street
 from residents.settings import key_ring
@@ -108,7 +108,7 @@ async def household_out(
         community=community.name,
         address=household.address,
         members=[
-            MemberOut(
+            HouseholdMemberOut(
                 id=m.public_id,
                 name=decrypt_resident(ring, m).name,
                 relation=m.relation,

@@ -18,12 +18,14 @@ from residents.models import Household, Resident, ResidentStatus
 from residents.presenters import Clear, decrypt_resident, history_value, residents_out, tag_list
 from residents.presenters import tag_string as tags_to_string
 from residents.registry import _version, sealed
-from residents.schemas import MergeIn, ResidentOut
+from residents.schemas import ResidentMergeIn, ResidentOut
 from residents.scope import resident_in_street, worker_street
 from residents.settings import key_ring
 
 
-async def merge(*, ctx: AppContext, actor: Principal, target_id: str, data: MergeIn) -> ResidentOut:
+async def merge(
+    *, ctx: AppContext, actor: Principal, target_id: str, data: ResidentMergeIn
+) -> ResidentOut:
     street = worker_street(actor)
     target = await resident_in_street(target_id, street)
     source = await resident_in_street(data.source_id, street)

@@ -16,7 +16,8 @@ from residents.models import JobStatus, Relation
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Every text field is bounded (the OpenAPI document and the border promise it).
+    model_config = ConfigDict(extra="forbid", str_max_length=2000)
 
 
 def _id_number(value: str) -> str:
@@ -67,7 +68,7 @@ class HouseholdPatch(_Strict):
     address: str = Field(min_length=1, max_length=200)
 
 
-class MemberOut(BaseModel):
+class HouseholdMemberOut(BaseModel):
     id: str
     name: str
     relation: Relation
@@ -79,7 +80,7 @@ class HouseholdOut(BaseModel):
     id: str
     community: str
     address: str
-    members: list[MemberOut] = []
+    members: list[HouseholdMemberOut] = []
 
 
 class HouseholdList(BaseModel):
@@ -124,7 +125,9 @@ class ResidentPatch(_Strict):
     relation: Relation | None = None
     tags: list[str] | None = None
     notes: str | None = Field(None, max_length=2000)
-    expected_version: int | None = Field(None, description="乐观锁：与当前版本不符则 409")
+    expected_version: int | None = Field(
+        None, ge=0, le=2**31 - 1, description="乐观锁：与当前版本不符则 409"
+    )
 
     @field_validator("name")
     @classmethod
@@ -199,7 +202,7 @@ class RevealOut(BaseModel):
     value: str | None
 
 
-class MergeIn(_Strict):
+class ResidentMergeIn(_Strict):
     source_id: str = Field(description="并入本记录的另一条记录（本街道）")
     reason: str = Field(min_length=2, max_length=200)
 

@@ -37,10 +37,10 @@ from residents.schemas import (
     ImportOut,
     ListOut,
     ListQuery,
-    MergeIn,
     MyDataOut,
     ResidentIn,
     ResidentList,
+    ResidentMergeIn,
     ResidentOut,
     ResidentPatch,
     ResidentQuery,
@@ -74,7 +74,7 @@ def _xlsx(body: bytes, name: str) -> HTTPResponse:
 # -- communities and households --------------------------------------------------------
 @bp.get("/residents/communities")
 @endpoint(summary="本街道的社区", tag=TAG, roles=WORKERS, response=CommunityList)
-async def list_communities(request: Request, call: Call) -> CommunityList:
+async def list_communities(request: Request, call: Call[None, None]) -> CommunityList:
     return CommunityList(items=await households.list_communities(call.user))
 
 
@@ -88,7 +88,7 @@ async def list_communities(request: Request, call: Call) -> CommunityList:
     status=201,
     errors=(409,),
 )
-async def create_community(request: Request, call: Call) -> CommunityOut:
+async def create_community(request: Request, call: Call[None, CommunityIn]) -> CommunityOut:
     return await households.create_community(call.user, call.body.name)
 
 
@@ -102,7 +102,7 @@ async def create_community(request: Request, call: Call) -> CommunityOut:
     status=201,
     errors=(409,),
 )
-async def create_household(request: Request, call: Call) -> HouseholdOut:
+async def create_household(request: Request, call: Call[None, HouseholdIn]) -> HouseholdOut:
     return await households.create_household(actor=call.user, data=call.body)
 
 
@@ -116,7 +116,7 @@ async def create_household(request: Request, call: Call) -> HouseholdOut:
     errors=(404,),
     description="列出的成员每人记一条访问记录。",
 )
-async def list_households(request: Request, call: Call) -> HouseholdList:
+async def list_households(request: Request, call: Call[HouseholdQuery, None]) -> HouseholdList:
     return await households.list_households(ctx=call.ctx, actor=call.user, query=call.query)
 
 
@@ -129,7 +129,9 @@ async def list_households(request: Request, call: Call) -> HouseholdList:
     errors=(404,),
     description=SCOPE,
 )
-async def get_household(request: Request, call: Call, household_id: str) -> HouseholdOut:
+async def get_household(
+    request: Request, call: Call[None, None], household_id: str
+) -> HouseholdOut:
     return await households.get_household(ctx=call.ctx, actor=call.user, public_id=household_id)
 
 
@@ -142,7 +144,9 @@ async def get_household(request: Request, call: Call, household_id: str) -> Hous
     response=HouseholdOut,
     errors=(404, 409),
 )
-async def update_household(request: Request, call: Call, household_id: str) -> HouseholdOut:
+async def update_household(
+    request: Request, call: Call[None, HouseholdPatch], household_id: str
+) -> HouseholdOut:
     return await households.update_household(
         ctx=call.ctx, actor=call.user, public_id=household_id, data=call.body
     )
@@ -156,7 +160,7 @@ async def update_household(request: Request, call: Call, household_id: str) -> H
     roles=(Role.STREET_WORKER, Role.BUREAU_ADMIN),
     response=TagList,
 )
-async def list_tags(request: Request, call: Call) -> TagList:
+async def list_tags(request: Request, call: Call[None, None]) -> TagList:
     return TagList(items=await tags.list_tags())
 
 
@@ -170,7 +174,7 @@ async def list_tags(request: Request, call: Call) -> TagList:
     status=201,
     errors=(409,),
 )
-async def add_tag(request: Request, call: Call) -> TagList:
+async def add_tag(request: Request, call: Call[None, TagIn]) -> TagList:
     await tags.add_tag(ctx=call.ctx, actor=call.user, data=call.body)
     return TagList(items=await tags.list_tags())
 
@@ -186,7 +190,7 @@ async def add_tag(request: Request, call: Call) -> TagList:
         "复用率 = 表单中由基础库预填的字段数 / (预填 + 手填)。"
     ),
 )
-async def statistics(request: Request, call: Call) -> StatsOut:
+async def statistics(request: Request, call: Call[None, None]) -> StatsOut:
     return await forms.statistics(ctx=call.ctx, actor=call.user)
 
 
@@ -202,7 +206,7 @@ async def statistics(request: Request, call: Call) -> StatsOut:
         "也可用 python -m residents rotate-keys。"
     ),
 )
-async def start_rotation(request: Request, call: Call) -> RotationOut:
+async def start_rotation(request: Request, call: Call[None, None]) -> RotationOut:
     job = await rotation.start_rotation(call.ctx)
     rotation.start_in_background(call.ctx, job)
     return rotation.rotation_out(job)
@@ -216,7 +220,7 @@ async def start_rotation(request: Request, call: Call) -> RotationOut:
     response=RotationOut,
     errors=(404,),
 )
-async def get_rotation(request: Request, call: Call, rotation_id: str) -> RotationOut:
+async def get_rotation(request: Request, call: Call[None, None], rotation_id: str) -> RotationOut:
     return rotation.rotation_out(await rotation.get_rotation(rotation_id))
 
 
@@ -231,7 +235,7 @@ async def get_rotation(request: Request, call: Call, rotation_id: str) -> Rotati
     errors=(404,),
     description="本页列出的每个人记一条访问记录。" + SCOPE,
 )
-async def build_list(request: Request, call: Call) -> ListOut:
+async def build_list(request: Request, call: Call[ListQuery, None]) -> ListOut:
     return await lists.build_list(ctx=call.ctx, actor=call.user, query=call.query)
 
 
@@ -242,9 +246,10 @@ async def build_list(request: Request, call: Call) -> ListOut:
     roles=WORKERS,
     query=ListQuery,
     errors=(404,),
+    produces=XLSX_TYPE,
     description="导出的每个人记一条“导出”访问记录。身份证号与电话掩码。",
 )
-async def export_list(request: Request, call: Call) -> HTTPResponse:
+async def export_list(request: Request, call: Call[ListQuery, None]) -> HTTPResponse:
     body, name = await lists.export_list(ctx=call.ctx, actor=call.user, query=call.query)
     return _xlsx(body, name)
 
@@ -262,7 +267,7 @@ async def export_list(request: Request, call: Call) -> HTTPResponse:
         "返回导入任务，轮询 GET /residents/imports/{id}。同一文件导入两次不会有任何变化。"
     ),
 )
-async def start_import(request: Request, call: Call) -> ImportOut:
+async def start_import(request: Request, call: Call[None, None]) -> ImportOut:
     upload = request.files.get("file") if request.files else None
     if upload is not None:
         data, name = upload.body, upload.name or "upload"
@@ -281,7 +286,7 @@ async def start_import(request: Request, call: Call) -> ImportOut:
     response=ImportOut,
     errors=(404,),
 )
-async def get_import(request: Request, call: Call, import_id: str) -> ImportOut:
+async def get_import(request: Request, call: Call[None, None], import_id: str) -> ImportOut:
     return await imports.get_import(actor=call.user, public_id=import_id)
 
 
@@ -291,21 +296,22 @@ async def get_import(request: Request, call: Call, import_id: str) -> ImportOut:
     tag=TAG,
     roles=WORKERS,
     errors=(404,),
+    produces=XLSX_TYPE,
 )
-async def import_errors(request: Request, call: Call, import_id: str) -> HTTPResponse:
+async def import_errors(request: Request, call: Call[None, None], import_id: str) -> HTTPResponse:
     body = await imports.error_sheet(ctx=call.ctx, actor=call.user, public_id=import_id)
     return _xlsx(body, f"import-{import_id}-errors.xlsx")
 
 
 @bp.get("/residents/forms/templates")
 @endpoint(summary="表单模板", tag=TAG, roles=WORKERS, response=TemplateList)
-async def list_templates(request: Request, call: Call) -> TemplateList:
+async def list_templates(request: Request, call: Call[None, None]) -> TemplateList:
     return forms.list_templates()
 
 
 @bp.get("/residents/forms/<form_id:str>")
 @endpoint(summary="已提交的表单", tag=TAG, roles=WORKERS, response=FormOut, errors=(404,))
-async def get_form(request: Request, call: Call, form_id: str) -> FormOut:
+async def get_form(request: Request, call: Call[None, None], form_id: str) -> FormOut:
     return await forms.get_form(ctx=call.ctx, actor=call.user, public_id=form_id)
 
 
@@ -324,7 +330,7 @@ async def get_form(request: Request, call: Call, form_id: str) -> FormOut:
         "已有记录在本街道时 fields.existing_id 指向它，否则只说明冲突。"
     ),
 )
-async def create_resident(request: Request, call: Call) -> ResidentOut:
+async def create_resident(request: Request, call: Call[None, ResidentIn]) -> ResidentOut:
     return await registry.create_resident(ctx=call.ctx, actor=call.user, data=call.body)
 
 
@@ -338,7 +344,7 @@ async def create_resident(request: Request, call: Call) -> ResidentOut:
     errors=(404,),
     description="本页列出的每个人记一条访问记录。",
 )
-async def list_residents(request: Request, call: Call) -> ResidentList:
+async def list_residents(request: Request, call: Call[ResidentQuery, None]) -> ResidentList:
     return await registry.list_residents(ctx=call.ctx, actor=call.user, query=call.query)
 
 
@@ -351,7 +357,7 @@ async def list_residents(request: Request, call: Call) -> ResidentList:
     response=ResidentList,
     description="条件放在请求体里，身份证号和电话不会出现在任何网址或日志中。",
 )
-async def search_residents(request: Request, call: Call) -> ResidentList:
+async def search_residents(request: Request, call: Call[None, SearchIn]) -> ResidentList:
     return await registry.search_residents(ctx=call.ctx, actor=call.user, data=call.body)
 
 
@@ -364,7 +370,7 @@ async def search_residents(request: Request, call: Call) -> ResidentList:
     errors=(404,),
     description="记一条访问记录。" + SCOPE,
 )
-async def get_resident(request: Request, call: Call, resident_id: str) -> ResidentOut:
+async def get_resident(request: Request, call: Call[None, None], resident_id: str) -> ResidentOut:
     return await registry.get_resident(ctx=call.ctx, actor=call.user, public_id=resident_id)
 
 
@@ -377,7 +383,9 @@ async def get_resident(request: Request, call: Call, resident_id: str) -> Reside
     response=ResidentOut,
     errors=(404, 409, 422),
 )
-async def update_resident(request: Request, call: Call, resident_id: str) -> ResidentOut:
+async def update_resident(
+    request: Request, call: Call[None, ResidentPatch], resident_id: str
+) -> ResidentOut:
     return await registry.update_resident(
         ctx=call.ctx, actor=call.user, public_id=resident_id, data=call.body
     )
@@ -391,7 +399,7 @@ async def update_resident(request: Request, call: Call, resident_id: str) -> Res
     response=HistoryOut,
     errors=(404,),
 )
-async def history(request: Request, call: Call, resident_id: str) -> HistoryOut:
+async def history(request: Request, call: Call[None, None], resident_id: str) -> HistoryOut:
     return await registry.history(ctx=call.ctx, actor=call.user, public_id=resident_id)
 
 
@@ -404,7 +412,7 @@ async def history(request: Request, call: Call, resident_id: str) -> HistoryOut:
     response=RevealOut,
     errors=(404,),
 )
-async def reveal(request: Request, call: Call, resident_id: str) -> RevealOut:
+async def reveal(request: Request, call: Call[None, RevealIn], resident_id: str) -> RevealOut:
     return await registry.reveal(
         ctx=call.ctx, actor=call.user, public_id=resident_id, data=call.body
     )
@@ -415,11 +423,13 @@ async def reveal(request: Request, call: Call, resident_id: str) -> RevealOut:
     summary="把另一条记录合并进本记录（同一人，保留历史）",
     tag=TAG,
     roles=WORKERS,
-    body=MergeIn,
+    body=ResidentMergeIn,
     response=ResidentOut,
     errors=(404, 409, 422),
 )
-async def merge(request: Request, call: Call, resident_id: str) -> ResidentOut:
+async def merge(
+    request: Request, call: Call[None, ResidentMergeIn], resident_id: str
+) -> ResidentOut:
     return await merging.merge(ctx=call.ctx, actor=call.user, target_id=resident_id, data=call.body)
 
 
@@ -432,15 +442,15 @@ async def merge(request: Request, call: Call, resident_id: str) -> ResidentOut:
     response=ResidentOut,
     errors=(404, 409, 422),
 )
-async def bind(request: Request, call: Call, resident_id: str) -> ResidentOut:
+async def bind(request: Request, call: Call[None, BindingIn], resident_id: str) -> ResidentOut:
     return await binding.bind_by_worker(
         ctx=call.ctx, actor=call.user, public_id=resident_id, data=call.body
     )
 
 
 @bp.delete("/residents/<resident_id:str>/binding")
-@endpoint(summary="解除账号绑定", tag=TAG, roles=WORKERS, errors=(404,))
-async def unbind(request: Request, call: Call, resident_id: str) -> None:
+@endpoint(summary="解除账号绑定", tag=TAG, roles=WORKERS, status=204, errors=(404,))
+async def unbind(request: Request, call: Call[None, None], resident_id: str) -> None:
     await binding.unbind_by_worker(ctx=call.ctx, actor=call.user, public_id=resident_id)
 
 
@@ -452,7 +462,9 @@ async def unbind(request: Request, call: Call, resident_id: str) -> None:
     response=TemplateOut,
     errors=(404,),
 )
-async def prefill(request: Request, call: Call, resident_id: str, template: str) -> TemplateOut:
+async def prefill(
+    request: Request, call: Call[None, None], resident_id: str, template: str
+) -> TemplateOut:
     return await forms.prefill(
         ctx=call.ctx, actor=call.user, public_id=resident_id, template_code=template
     )
@@ -468,7 +480,7 @@ async def prefill(request: Request, call: Call, resident_id: str, template: str)
     status=201,
     errors=(404,),
 )
-async def submit_form(request: Request, call: Call, resident_id: str) -> FormOut:
+async def submit_form(request: Request, call: Call[None, FormIn], resident_id: str) -> FormOut:
     return await forms.submit(ctx=call.ctx, actor=call.user, public_id=resident_id, data=call.body)
 
 
@@ -481,7 +493,7 @@ async def submit_form(request: Request, call: Call, resident_id: str) -> FormOut
     response=MyDataOut,
     description="访问记录：每次查看、导出、查看明文，谁（角色与所在单位）、何时、为何。",
 )
-async def my_data(request: Request, call: Call) -> MyDataOut:
+async def my_data(request: Request, call: Call[None, None]) -> MyDataOut:
     return await binding.my_data(ctx=call.ctx, actor=call.user)
 
 
@@ -494,5 +506,5 @@ async def my_data(request: Request, call: Call) -> MyDataOut:
     response=MyDataOut,
     errors=(409, 422, 429),
 )
-async def bind_self(request: Request, call: Call) -> MyDataOut:
+async def bind_self(request: Request, call: Call[None, BindIn]) -> MyDataOut:
     return await binding.bind_self(ctx=call.ctx, actor=call.user, data=call.body)
