@@ -90,12 +90,17 @@ class SignInAttempts:
         return 2 * self.window + 60  # the next window still weighs this one
 
     async def reserve(self) -> None:
-        """Count this attempt in every scope; 429 ``login_locked`` if one is over its limit."""
+        """Count this attempt in every scope; 429 ``login_locked`` if one is over its limit.
+
+        Scope by scope, narrowest first, stopping at the first one over its limit: an attempt
+        refused for one account-and-address never counts, even for a moment, against the
+        account or the address, so a burst of guesses from one place cannot crowd out the
+        account's owner elsewhere (nor other accounts behind that address).
+        """
         kv = self.ctx.kv
         now = self.ctx.clock.time()
         index = math.floor(now / self.window)
         overlap = 1 - (now - index * self.window) / self.window
-        refused: list[float] = []
         for scope in self.scopes:
             key = self._key(scope, index)
             count = await kv.incr(key, ttl=self._keep())
@@ -103,12 +108,11 @@ class SignInAttempts:
             counted = _Counted(scope, key, count, previous)
             self._counted.append(counted)
             if count + previous * overlap > scope.limit:
-                refused.append(self._wait(counted, now, index))
-        if refused:
-            for counted in self._counted:
-                await self._give_back(counted)
-            self._counted.clear()
-            raise RateLimited(max(refused), "登录失败次数过多，请稍后再试", code="login_locked")
+                wait = self._wait(counted, now, index)
+                for taken in self._counted:
+                    await self._give_back(taken)
+                self._counted.clear()
+                raise RateLimited(wait, "登录失败次数过多，请稍后再试", code="login_locked")
 
     def _wait(self, counted: _Counted, now: float, index: int) -> float:
         """Seconds until one more attempt in this scope would be within the limit."""
