@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_production_refuses_to_start_without_keys(settings, tmp_path) -> None:
-    production = replace(settings, environment="production", var_dir=tmp_path)
+    production = settings.model_copy(update=dict(environment="production", var_dir=tmp_path))
     with pytest.raises(SettingsError, match="SMARTCIRCLE_RESIDENT_KEYS"):
         ResidentSettings.from_env(production, env={})
     with pytest.raises(SettingsError):
@@ -53,9 +53,9 @@ def _b64() -> str:
 
 
 def test_development_keys_are_generated_once_per_installation(settings, tmp_path) -> None:
-    one = load_key_ring(replace(settings, var_dir=tmp_path / "a"), env={})
-    again = load_key_ring(replace(settings, var_dir=tmp_path / "a"), env={})
-    other = load_key_ring(replace(settings, var_dir=tmp_path / "b"), env={})
+    one = load_key_ring(settings.model_copy(update=dict(var_dir=tmp_path / "a")), env={})
+    again = load_key_ring(settings.model_copy(update=dict(var_dir=tmp_path / "a")), env={})
+    other = load_key_ring(settings.model_copy(update=dict(var_dir=tmp_path / "b")), env={})
     assert one.keys == again.keys and one.index_key == again.index_key
     assert one.keys != other.keys and one.index_key != other.index_key
     assert oct((tmp_path / "a" / "resident-keys.json").stat().st_mode)[-3:] == "600"
