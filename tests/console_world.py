@@ -97,6 +97,9 @@ async def seed(now: datetime | None = None) -> World:
         closes_at=now + timedelta(days=60),
         phase="collecting",
         phase_state="collecting+voting",
+        # Post-moderated, so submitted items are public and the moderation queue can suggest them
+        # as duplicates (under pre-moderation, similar items are the public ones only).
+        moderation="post",
         created_by=users[Role.CURATOR].public_id,
         created_at=now - timedelta(days=4),
         updated_at=now - timedelta(days=4),
