@@ -79,7 +79,8 @@ def build_context(settings: Settings, *, clock: Clock | None = None) -> AppConte
     Redis is wrapped in :class:`~backend.kv_resilience.ResilientKeyValue`: when it is
     unreachable each kind of operation degrades as that module describes, and requests go on.
     """
-    from backend.kv import MemoryKeyValue, RedisKeyValue
+    from backend.kv_memory import MemoryKeyValue
+    from backend.kv_redis import RedisKeyValue
     from backend.kv_resilience import ResilientKeyValue
 
     kv: KeyValue

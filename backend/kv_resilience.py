@@ -53,7 +53,8 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from backend.kv import KeyValue, Lock, MemoryKeyValue, RateLimit, Value
+from backend.kv import KeyValue, Lock, RateLimit, Value
+from backend.kv_memory import MemoryKeyValue
 
 __all__ = ["OUTAGE_ERRORS", "CircuitBreaker", "KeyValueUnavailable", "ResilientKeyValue"]
 

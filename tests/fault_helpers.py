@@ -15,7 +15,7 @@ from pathlib import Path
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from backend.kv import MemoryKeyValue
+from backend.kv_memory import MemoryKeyValue
 
 
 def free_port() -> int:

@@ -6,7 +6,7 @@ import uuid
 
 from tortoise import connections
 
-from backend.kv import RedisKeyValue
+from backend.kv_redis import RedisKeyValue
 from backend.kv_resilience import ResilientKeyValue
 from tests.conftest import PROFILE
 

@@ -37,7 +37,8 @@ from tortoise.exceptions import DBConnectionError, OperationalError
 
 from backend.auth.revocations import republish
 from backend.errors import database_unavailable
-from backend.kv import KeyValue, RedisKeyValue
+from backend.kv import KeyValue
+from backend.kv_redis import RedisKeyValue
 from backend.kv_resilience import ResilientKeyValue
 from backend.models import Role
 from crowdsource import counters, votes

@@ -19,11 +19,10 @@ from backend.kv import (
     KeyValue,
     Lock,
     LockNotAcquired,
-    MemoryKeyValue,
     RateLimit,
-    RedisKeyValue,
-    create_kv,
 )
+from backend.kv_memory import MemoryKeyValue
+from backend.kv_redis import RedisKeyValue, create_kv
 from backend.kv_resilience import ResilientKeyValue
 
 SERVICES = os.environ.get("SMARTCIRCLE_PROFILE") == "services"

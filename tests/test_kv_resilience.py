@@ -13,7 +13,7 @@ from redis.exceptions import ResponseError
 
 from backend.auth import revocations
 from backend.auth.revocations import republish, revoked_key, session_revoked
-from backend.kv import MemoryKeyValue
+from backend.kv_memory import MemoryKeyValue
 from backend.kv_resilience import CircuitBreaker, KeyValueUnavailable, ResilientKeyValue
 from backend.models import RefreshToken, Role
 from tests.factories import make_user, sign_in

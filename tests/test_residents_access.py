@@ -8,7 +8,8 @@ import logging
 from tortoise import connections
 
 from backend import db
-from backend.kv import MemoryKeyValue, RedisKeyValue
+from backend.kv_memory import MemoryKeyValue
+from backend.kv_redis import RedisKeyValue
 from backend.models import Role
 from tests.factories import headers_for, make_user, sign_in
 from tests.residents_helpers import OTHER_STREET, create, id_number, worker

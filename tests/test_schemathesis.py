@@ -34,7 +34,7 @@ import httpx
 import pytest
 
 from backend.clock import SHANGHAI
-from backend.kv import RedisKeyValue
+from backend.kv_redis import RedisKeyValue
 from tests.conftest import PROFILE, RUN_ID
 from tests.crowdsource_helpers import create_campaign, submit
 from tests.search_fixtures import delete_test_indices
