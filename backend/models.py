@@ -64,6 +64,8 @@ class RefreshToken(Model):
 
     class Meta:
         table = "core_refresh_token"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("user_id",),)
 
 
 class ApiKey(Model):
@@ -83,6 +85,8 @@ class ApiKey(Model):
 
     class Meta:
         table = "core_api_key"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("user_id",),)
 
 
 class AuditEntry(Model):
@@ -138,3 +142,5 @@ class Notification(Model):
 
     class Meta:
         table = "core_notification"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("user_id",),)

@@ -71,10 +71,10 @@ def decode_cursor(
 
 
 # Keyset values the listings put in cursors: offsets, counts, distances and row ids (PostgreSQL
-# ``integer``), public ids and ISO times. A signed cursor holding anything else is refused
-# rather than handed to the database.
+# ``integer``), public ids, ISO times and book titles (``venues.models.Book.title``, at most 200
+# characters). A signed cursor holding anything else is refused rather than handed to the database.
 MAX_INT = 2**31 - 1
-MAX_TEXT = 64
+MAX_TEXT = 200
 
 
 def _fits(value: Any, kind: type) -> bool:

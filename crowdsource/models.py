@@ -126,7 +126,7 @@ class PainPoint(Model):
     class Meta:
         app = "crowdsource"
         table = "crowdsource_pain_point"
-        indexes = (("campaign_id", "created_at"),)
+        indexes = (("campaign_id", "created_at"), ("duplicate_of_id",), ("author_id",))
 
 
 class Vote(Model):
@@ -182,6 +182,8 @@ class Participant(Model):
     class Meta:
         app = "crowdsource"
         table = "crowdsource_participant"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("user_id",),)
         unique_together = (("campaign", "user"),)
 
 
@@ -203,6 +205,8 @@ class Report(Model):
     class Meta:
         app = "crowdsource"
         table = "crowdsource_report"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("user_id",),)
         unique_together = (("pain_point", "user"),)
 
 
@@ -231,6 +235,8 @@ class Merge(Model):
     class Meta:
         app = "crowdsource"
         table = "crowdsource_merge"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("target_id",), ("campaign_id",))
 
 
 class Open311Client(Model):
@@ -262,6 +268,8 @@ class Open311Client(Model):
     class Meta:
         app = "crowdsource"
         table = "crowdsource_open311_client"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("account_id",),)
 
 
 class VoteFlag(Model):
@@ -295,6 +303,8 @@ class VoteFlag(Model):
     class Meta:
         app = "crowdsource"
         table = "crowdsource_vote_flag"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("pain_point_id",),)
         unique_together = (("campaign", "heuristic", "subject", "window_start"),)
 
 

@@ -113,6 +113,8 @@ class Resident(Model):
 
     class Meta:
         table = "residents_resident"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("merged_into_id",), ("household_id",), ("community_id",))
         unique_together = (("user",),)
 
 
@@ -167,6 +169,8 @@ class AccessEvent(Model):
 
     class Meta:
         table = "residents_access_event"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("resident_id",),)
 
 
 class FormSubmission(Model):
@@ -189,6 +193,8 @@ class FormSubmission(Model):
 
     class Meta:
         table = "residents_form"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("resident_id",),)
 
 
 class ImportJob(Model):

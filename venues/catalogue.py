@@ -13,13 +13,11 @@ from tortoise.expressions import Q
 
 from backend import paging
 from backend.context import AppContext
-from backend.errors import NotFound, Unprocessable
+from backend.errors import Unprocessable
 from venues.models import Book, Holding, VenueKind
 from venues.presenters import catalogue_book_out
 from venues.schemas import CataloguePage, CatalogueQuery, normalise_isbn
 from venues.service import get_venue_or_raise
-
-PUBLIC_ID_MAX = 32
 
 
 def _matching(text: str) -> Q:
@@ -34,8 +32,6 @@ async def venue_catalogue(
     *, ctx: AppContext, public_id: str, query: CatalogueQuery
 ) -> CataloguePage:
     """The holdings of one reading space, by title (404 unknown venue, 422 another kind)."""
-    if len(public_id) > PUBLIC_ID_MAX:  # no such id exists; the column would refuse it
-        raise NotFound("场所不存在", code="venue_not_found")
     venue = await get_venue_or_raise(public_id)
     if venue.kind != VenueKind.READING_SPACE:
         raise Unprocessable(

@@ -56,7 +56,7 @@ class Venue(Model):
 
     class Meta:
         table = "venues_venue"
-        indexes = (("lat", "lng"),)
+        indexes = (("lat", "lng"), ("operator_id",))
 
 
 class ParkingObservation(Model):
@@ -108,6 +108,8 @@ class Holding(Model):
 
     class Meta:
         table = "venues_holding"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("book_id",),)
         unique_together = (("venue", "book"),)
 
 

@@ -53,6 +53,8 @@ class VendorMember(Model):
 
     class Meta:
         table = "challenges_vendor_member"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("vendor_id",),)
 
 
 class ChallengeStatus(StrEnum):
@@ -79,6 +81,8 @@ class ShortlistEntry(Model):
 
     class Meta:
         table = "challenges_shortlist_entry"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("campaign_id",),)
 
 
 class Challenge(Model):
@@ -129,6 +133,8 @@ class ChallengeSource(Model):
 
     class Meta:
         table = "challenges_challenge_source"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("pain_point_id",),)
         unique_together = (("challenge", "pain_point"),)
 
 
@@ -169,6 +175,8 @@ class Proposal(Model):
 
     class Meta:
         table = "challenges_proposal"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("vendor_id",),)
         unique_together = (("challenge", "vendor"),)
 
 
@@ -210,6 +218,8 @@ class JudgeAssignment(Model):
 
     class Meta:
         table = "challenges_judge_assignment"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("judge_id",),)
         unique_together = (("challenge", "judge"),)
 
 
@@ -234,6 +244,8 @@ class ConflictOfInterest(Model):
 
     class Meta:
         table = "challenges_conflict"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("vendor_id",), ("judge_id",))
         unique_together = (("challenge", "judge", "vendor"),)
 
 
@@ -257,6 +269,8 @@ class Score(Model):
 
     class Meta:
         table = "challenges_score"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("judge_id",),)
         unique_together = (("proposal", "judge"),)
 
 
@@ -276,4 +290,6 @@ class Follow(Model):
 
     class Meta:
         table = "challenges_follow"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("user_id",),)
         unique_together = (("pain_point", "user"),)

@@ -110,6 +110,8 @@ class Blackout(Model):
 
     class Meta:
         table = "bookings_blackout"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("venue_id",), ("unit_id",))
 
 
 class Booking(Model):
@@ -145,6 +147,8 @@ class Booking(Model):
 
     class Meta:
         table = "bookings_booking"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("venue_id",), ("user_id",), ("unit_id",))
 
 
 class SlotClaim(Model):
@@ -161,6 +165,8 @@ class SlotClaim(Model):
 
     class Meta:
         table = "bookings_claim"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("booking_id",),)
         unique_together = (("unit", "cell_start"),)
 
 
@@ -202,6 +208,8 @@ class WaitlistEntry(Model):
 
     class Meta:
         table = "bookings_waitlist"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("user_id",), ("booking_id",))
         unique_together = (("unit", "user", "start"),)
 
 
@@ -228,3 +236,5 @@ class OutboxMessage(Model):
 
     class Meta:
         table = "bookings_outbox"
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
+        indexes = (("user_id",),)
