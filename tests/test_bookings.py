@@ -6,11 +6,12 @@ from datetime import timedelta
 
 import pytest
 
+from backend.errors import Conflict
 from backend.models import Notification, Role
 from tests.booking_helpers import NOW, at, book, make_site, resident
 from tests.crowdsource_helpers import token_headers
 from tests.factories import make_user
-from venues.bookings import scheduled
+from venues.bookings import penalties, scheduled
 from venues.bookings.models import Booking, OutboxMessage, SlotClaim
 
 
@@ -213,6 +214,24 @@ async def test_quotas_and_no_show_suspension(client, ctx):
     assert suspended["error"]["code"] == "booking_suspended"
     ctx.clock.set(NOW + timedelta(days=5))
     await book(client, late_headers, a, at(15, days=5))
+
+
+async def test_a_no_show_is_refused_while_the_check_in_window_is_open(client, ctx):
+    """One rule for the job and for staff (the console calls the same function)."""
+    site = await make_site(client, ctx)
+    _, headers = await resident(ctx)
+    made = await book(client, headers, site.units[0]["id"], at(20))
+    booking = await Booking.get(public_id=made["id"])
+    ctx.clock.set(NOW.replace(hour=20, minute=5))  # started, still inside the window
+    with pytest.raises(Conflict) as refused:
+        await penalties.mark_no_show(ctx=ctx, booking=booking)
+    assert refused.value.code == "checkin_window_open"
+    await scheduled.mark_no_shows(ctx)  # the job leaves it alone too
+    assert (await Booking.get(id=booking.id)).status == "confirmed"
+    ctx.clock.set(NOW.replace(hour=20, minute=20))
+    assert await penalties.mark_no_show(ctx=ctx, booking=booking) is True
+    assert (await Booking.get(id=booking.id)).status == "no_show"
+    assert await penalties.mark_no_show(ctx=ctx, booking=booking) is False  # once only
 
 
 async def test_cancellation_cut_off_and_venue_cancellation(client, ctx):

@@ -22,9 +22,7 @@ from backend.geo import CoordSystem
 from backend.models import Role
 from venues import service as venues
 from venues.bookings import blackouts, checkin, lifecycle, operators, penalties, units
-from venues.bookings.models import BookingStatus
 from venues.bookings.schemas import BlackoutCreate
-from venues.bookings.units import effective_policy
 from venues.models import Venue, VenueKind, VenueStatus
 from venues.presenters import venue_out
 from venues.schemas import VenueClose, VenuePatch
@@ -275,13 +273,8 @@ async def check_in(request: Request, page: Page, booking_id: str) -> HTTPRespons
 async def no_show(request: Request, page: Page, booking_id: str) -> HTTPResponse:
     """Mark a no-show once the check-in window has closed (the rule the no-show job applies)."""
     booking = await lifecycle.visible_booking(actor=page.user, booking_id=booking_id)
-    policy, _ = await effective_policy(ctx=page.ctx, venue=booking.venue)
-    if (
-        booking.status != BookingStatus.CONFIRMED
-        or booking.start + timedelta(minutes=policy.checkin_after_minutes) > page.ctx.clock.now()
-    ):
-        raise Conflict("签到时间结束后才能标记未到场", code="checkin_window_open")
-    await penalties.mark_no_show(ctx=page.ctx, booking=booking)
+    if not await penalties.mark_no_show(ctx=page.ctx, booking=booking):
+        raise Conflict("只有已确认、未签到的预约可以标记未到场", code="booking_not_confirmed")
     day = to_local(booking.start).date().isoformat()
     return await page.redirect(
         f"/console/venues/{booking.venue.public_id}/bookings?date={day}", flash="已标记未到场"

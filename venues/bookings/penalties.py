@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 from backend.context import AppContext
+from backend.errors import Conflict
 from backend.uow import after_commit, unit_of_work
 from venues.bookings.lifecycle import transition
 from venues.bookings.models import Booking, BookingStatus, ResidentState
@@ -18,10 +19,16 @@ log = logging.getLogger("smartcircle.bookings")
 
 
 async def mark_no_show(*, ctx: AppContext, booking: Booking) -> bool:
-    """Mark a confirmed booking not checked in by the end of its window; penalise repeats."""
+    """Mark a confirmed booking not checked in by the end of its window; penalise repeats.
+
+    The one rule for the job and for staff alike: 409 ``checkin_window_open`` while the
+    check-in window is still open; False when the booking is no longer confirmed.
+    """
     now = ctx.clock.now()
     venue = await Venue.get(id=booking.venue_id)
     policy, _ = await effective_policy(ctx=ctx, venue=venue)
+    if booking.start + timedelta(minutes=policy.checkin_after_minutes) > now:
+        raise Conflict("签到时间结束后才能标记未到场", code="checkin_window_open")
     since = now - timedelta(days=policy.no_show_window_days)
     async with unit_of_work():
         if not await transition(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from backend.context import AppContext
+from backend.errors import Conflict
 from backend.uow import unit_of_work
 from venues.bookings import holds, penalties, waitlist
 from venues.bookings.delivery import deliver_outbox
@@ -27,14 +29,9 @@ async def expire_holds(ctx: AppContext) -> None:
 async def mark_no_shows(ctx: AppContext) -> None:
     """Confirmed bookings not checked in by the end of the window become no-shows."""
     now = ctx.clock.now()
-    candidates = (
-        await Booking.filter(status=BookingStatus.CONFIRMED, start__lte=now)
-        .select_related("venue")
-        .limit(BATCH)
-    )
+    candidates = await Booking.filter(status=BookingStatus.CONFIRMED, start__lte=now).limit(BATCH)
     for booking in candidates:
-        policy, _ = await effective_policy(ctx=ctx, venue=booking.venue)
-        if booking.start + timedelta(minutes=policy.checkin_after_minutes) <= now:
+        with contextlib.suppress(Conflict):  # its check-in window is still open
             await penalties.mark_no_show(ctx=ctx, booking=booking)
 
 
