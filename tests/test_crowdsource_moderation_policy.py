@@ -142,7 +142,10 @@ async def test_a_fresh_submission_on_every_surface(client, ctx, policy):
         assert own.json()["status"] == "submitted" and own.json()["public"] is public
     mine = (await client.get("/api/v1/me/pain-points", headers=author)).json()["items"]
     assert [(i["id"], i["public"]) for i in mine] == [(item["id"], public)]
-    assert await _similar(client, ctx, cid) == ([item["id"]] if public else [])
+    # Similar items are public ones only (Elasticsearch's more-like-this may also find the
+    # Open311 request, which shares words with the query).
+    similar = await _similar(client, ctx, cid)
+    assert set(similar) <= set(expected) and (item["id"] in similar) is public, similar
     stats = (await client.get(f"/api/v1/campaigns/{cid}/statistics")).json()
     by_category = {c["category"]: c["pain_points"] for c in stats["by_category"]}
     assert by_category["public_toilet"] == (1 if public else 0)
@@ -206,7 +209,8 @@ async def test_moderation_decides_what_the_public_sees(client, ctx, policy):
     assert await _listed(client, cid) == sorted(shown)
     assert (await client.get(f"/api/v1/pain-points/{valid['id']}")).status_code == 200
     assert (await client.get(f"/api/v1/pain-points/{invalid['id']}")).status_code == 404
-    assert await _similar(client, ctx, cid) == [valid["id"]]
+    similar = await _similar(client, ctx, cid)  # public items only, the valid one among them
+    assert valid["id"] in similar and set(similar) <= set(shown), similar
     vote = await client.post(f"/api/v1/pain-points/{valid['id']}/vote", headers=voter)
     assert vote.status_code == 201, vote.text
     refused = await client.post(f"/api/v1/pain-points/{invalid['id']}/vote", headers=voter)

@@ -10,6 +10,7 @@ from tortoise import connections
 from backend import db
 from backend.kv_memory import MemoryKeyValue
 from backend.kv_redis import RedisKeyValue
+from backend.kv_resilience import ResilientKeyValue
 from backend.models import Role
 from tests.factories import headers_for, make_user, sign_in
 from tests.residents_helpers import OTHER_STREET, create, id_number, worker
@@ -171,6 +172,8 @@ async def test_binding_by_id_number_and_phone_rate_limited_and_me_data(client, c
 async def _kv_dump(kv) -> str:
     if isinstance(kv, MemoryKeyValue):
         return repr({k: v for k, v in kv._store.data.items() if k.startswith(kv.prefix)})
+    if isinstance(kv, ResilientKeyValue):
+        kv = kv.primary
     assert isinstance(kv, RedisKeyValue)
     parts = []
     async for key in kv.client.scan_iter(match=kv.prefix + "*"):
