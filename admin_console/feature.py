@@ -11,6 +11,7 @@ from admin_console.views import (
     dashboard,
     judging,
     moderation,
+    residents,
     tasks,
     vendor,
     venues,
@@ -37,6 +38,7 @@ FEATURE = Feature(
         tasks.bp,
         vendor.bp,
         venues.bp,
+        residents.bp,
     ),
     on_start=(_read_settings,),
 )

@@ -11,6 +11,7 @@ import pytest
 from admin_console import session as sessions
 from admin_console.pages import PAGE_ATTR
 from backend.models import Role, User, new_public_id
+from residents.settings import key_ring
 from tests.console_helpers import console_login, csrf_of
 from tests.console_world import USERNAMES, World, seed
 
@@ -20,6 +21,7 @@ CURATOR = {Role.CURATOR}
 JUDGE = {Role.JUDGE}
 VENDOR = {Role.VENDOR}
 VENUE_STAFF = {Role.VENUE_OPERATOR, Role.BUREAU_ADMIN}
+STREET = {Role.STREET_WORKER}
 EVERYONE = set(USERNAMES)
 NOBODY: set[Role] = set()
 ROLES = sorted(USERNAMES)
@@ -386,6 +388,86 @@ PAGES: list[tuple[str, str, str, set[Role], set[Role], int]] = [
         VENDOR,
         303,
     ),
+    ("GET", "console/residents", "/console/residents", STREET, STREET, 200),
+    ("POST", "console/residents/search", "/console/residents/search", STREET, STREET, 400),
+    ("GET", "console/residents/lists", "/console/residents/lists", STREET, NOBODY, 200),
+    (
+        "GET",
+        "console/residents/lists/export.xlsx",
+        "/console/residents/lists/export.xlsx",
+        STREET,
+        NOBODY,
+        200,
+    ),
+    ("POST", "console/residents/id-check", "/console/residents/id-check", STREET, STREET, 200),
+    ("GET", "console/residents/new", "/console/residents/new", STREET, STREET, 200),
+    ("POST", "console/residents/new", "/console/residents/new", STREET, STREET, 400),
+    (
+        "GET",
+        "console/residents/<resident_id:str>",
+        "/console/residents/{resident}",
+        STREET,
+        STREET,
+        200,
+    ),
+    (
+        "POST",
+        "console/residents/<resident_id:str>",
+        "/console/residents/{resident}",
+        STREET,
+        STREET,
+        400,
+    ),
+    (
+        "POST",
+        "console/residents/<resident_id:str>/reveal",
+        "/console/residents/{resident}/reveal",
+        STREET,
+        STREET,
+        400,
+    ),
+    (
+        "GET",
+        "console/households/<household_id:str>",
+        "/console/households/{household}",
+        STREET,
+        NOBODY,
+        200,
+    ),
+    ("GET", "console/residents/import", "/console/residents/import", STREET, STREET, 200),
+    ("POST", "console/residents/import", "/console/residents/import", STREET, STREET, 400),
+    (
+        "GET",
+        "console/residents/imports/<import_id:str>",
+        "/console/residents/imports/nope",
+        STREET,
+        NOBODY,
+        404,
+    ),
+    (
+        "GET",
+        "console/residents/imports/<import_id:str>/errors.xlsx",
+        "/console/residents/imports/nope/errors.xlsx",
+        STREET,
+        NOBODY,
+        404,
+    ),
+    (
+        "GET",
+        "console/residents/<resident_id:str>/forms/<template:str>",
+        "/console/residents/{resident}/forms/home_visit",
+        STREET,
+        STREET,
+        200,
+    ),
+    (
+        "POST",
+        "console/residents/<resident_id:str>/forms/<template:str>",
+        "/console/residents/{resident}/forms/home_visit",
+        STREET,
+        STREET,
+        400,
+    ),
     ("GET", "console/tasks/<task_id:str>", "/console/tasks/nope", EVERYONE, NOBODY, 404),
     (
         "GET",
@@ -414,12 +496,14 @@ def _url(template: str, world: World) -> str:
         proposal=world.proposal,
         court=world.court,
         parking=world.parking,
+        resident=world.resident,
+        household=world.household,
     )
 
 
 @pytest.fixture
 async def world(app) -> World:
-    return await seed()
+    return await seed(ring=key_ring(app.ctx.app_context))
 
 
 @pytest.fixture
