@@ -123,6 +123,7 @@ async def search(request: Request, page: Page) -> HTTPResponse:
     form = page.form
     typed = {k: form.get(k, "") for k in ("id_number", "phone", "name")}
     filters = {"community": "", "tag": "", "cursor": ""}
+    kept = {"name": typed["name"]}  # what was typed stays, except the identifiers themselves
     body, errors = build(SearchIn, {k: v or None for k, v in typed.items()})
     if body is not None:
         try:
@@ -131,13 +132,11 @@ async def search(request: Request, page: Page) -> HTTPResponse:
             errors = dict(exc.fields)
         else:
             return await _index(
-                page, items=found.items, filters=filters, searched=True, search={"name": typed["name"]}
+                page, items=found.items, filters=filters, searched=True, search=kept
             )
-    # What was typed stays, except the identifiers themselves.
     return await _index(
-        page, items=[], filters=filters, searched=True, search={"name": typed["name"]},
-        errors=errors, status=400,
-    )  # fmt: skip
+        page, items=[], filters=filters, searched=True, search=kept, errors=errors, status=400
+    )
 
 
 def _list_query(request: Request) -> tuple[ListQuery, dict[str, str]]:
@@ -357,8 +356,8 @@ async def update(request: Request, page: Page, resident_id: str) -> HTTPResponse
 @page(read=STREET, write=STREET)
 async def reveal(request: Request, page: Page, resident_id: str) -> HTTPResponse:
     """A clear value for a stated reason: the registry's reveal, with its access log and audit."""
-    form = page.form
-    body, errors = build(RevealIn, {"field": form.get("field", ""), "reason": form.get("reason", "")})
+    wanted = {"field": page.form.get("field", ""), "reason": page.form.get("reason", "")}
+    body, errors = build(RevealIn, wanted)
     if body is None:
         raise ValidationFailed("请说明查看明文的理由（至少 4 个字）", fields=errors)
     shown = await registry.reveal(ctx=page.ctx, actor=page.user, public_id=resident_id, data=body)
@@ -384,9 +383,7 @@ def _job_shown(page: Page, job: ImportOut, *, status: int = 200) -> HTTPResponse
     """The import's state: a fragment htmx polls while it runs, a whole page otherwise."""
     running = job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
     template = "residents/_import.html" if page.htmx else "residents/import_job.html"
-    return page.render(
-        template, status=status, job=job, running=running, sheet_url=_sheet_url(job)
-    )
+    return page.render(template, status=status, job=job, running=running, sheet_url=_sheet_url(job))
 
 
 @bp.get("/residents/import")
@@ -480,6 +477,7 @@ async def submit_form(
         else:
             return await page.redirect(
                 f"/console/residents/{resident_id}",
-                flash=f"表单已提交：基础库预填 {done.prefilled_count} 项，手填 {done.typed_count} 项",
+                flash=f"表单已提交：基础库预填 {done.prefilled_count} 项，"
+                f"手填 {done.typed_count} 项",
             )
     return await _form_page(page, resident_id, template, typed=typed, errors=errors, status=400)
