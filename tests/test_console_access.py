@@ -428,11 +428,27 @@ PAGES: list[tuple[str, str, str, set[Role], set[Role], int]] = [
     ),
     (
         "GET",
-        "console/households/<household_id:str>",
-        "/console/households/{household}",
+        "console/residents/<resident_id:str>/history",
+        "/console/residents/{resident}/history",
         STREET,
         NOBODY,
         200,
+    ),
+    (
+        "GET",
+        "console/households/<household_id:str>",
+        "/console/households/{household}",
+        STREET,
+        STREET,
+        200,
+    ),
+    (
+        "POST",
+        "console/households/<household_id:str>",
+        "/console/households/{household}",
+        STREET,
+        STREET,
+        400,
     ),
     ("GET", "console/residents/import", "/console/residents/import", STREET, STREET, 200),
     ("POST", "console/residents/import", "/console/residents/import", STREET, STREET, 400),
@@ -664,6 +680,7 @@ async def test_a_street_worker_of_another_street_finds_nothing_of_this_street(
         f"/console/residents/{resident}",
         f"/console/households/{household}",
         f"/console/residents/{resident}/forms/home_visit",
+        f"/console/residents/{resident}/history",
         f"/console/residents/new?household={household}",
     ):
         response = await client.get(url)
@@ -680,6 +697,7 @@ async def test_a_street_worker_of_another_street_finds_nothing_of_this_street(
         (f"/console/residents/{resident}", edit),
         (f"/console/residents/{resident}/reveal", {"field": "id_number", "reason": "核对身份信息"}),
         (f"/console/residents/{resident}/forms/home_visit", {"typed.situation": "x"}),
+        (f"/console/households/{household}", {"address": "别处 1 号"}),
     ):
         response = await client.post(url, data={"csrf_token": token, **data})
         assert response.status_code == 404, (url, response.text[-500:])

@@ -264,3 +264,44 @@ async def test_an_upload_without_a_file_is_a_field_error(client, ctx) -> None:
     _world, token = await _street_worker(client, ctx)
     response = await client.post("/console/residents/import", data={"csrf_token": token})
     assert response.status_code == 400 and 'id="e-file"' in response.text
+
+
+async def test_an_edit_keeps_what_is_left_empty_and_its_history_is_masked(client, ctx) -> None:
+    world, token = await _street_worker(client, ctx)
+    url = f"/console/residents/{world.resident}"
+    before = await Resident.get(public_id=world.resident)
+    edit = {
+        "csrf_token": token,
+        "community": "荷叶地社区",
+        "name": "张建国",
+        "id_number": "",  # empty: unchanged
+        "phone": "13900002222",
+        "address": "荷叶地路 8 号 2 栋 301",
+        "relation": "head",
+        "tags": "elderly_alone",
+        "notes": "",
+        "version": str(before.version),
+    }
+    saved = await client.post(url, data=edit)
+    assert saved.status_code == 303
+    after = await Resident.get(public_id=world.resident)
+    assert after.id_index == before.id_index and after.version == before.version + 1
+    assert after.household_id == before.household_id
+    # A stale version: the registry's conflict, shown on the form.
+    stale = await client.post(url, data={**edit, "phone": "13900003333"})
+    assert stale.status_code == 400 and "记录已被他人修改" in stale.text
+    history = await client.get(f"{url}/history")
+    assert history.status_code == 200
+    assert "电话：（空） → 139****2222" in history.text and "13900002222" not in history.text
+    # The household's address: another household's address is the service's conflict.
+    other = await client.post(
+        "/console/residents/new",
+        data={**edit, "name": "邻居", "id_number": id_for("340104", date(1988, 1, 1), 81),
+              "phone": "", "address": "荷叶地路 9 号", "relation": "head", "version": ""},
+    )  # fmt: skip
+    assert other.status_code == 303
+    moved = await client.post(
+        f"/console/households/{world.household}",
+        data={"csrf_token": token, "address": "荷叶地路 9 号"},
+    )
+    assert moved.status_code == 400 and 'id="e-address"' in moved.text and "已存在" in moved.text

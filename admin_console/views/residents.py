@@ -24,6 +24,7 @@ from residents.identity import age_on
 from residents.models import JobStatus, Relation
 from residents.schemas import (
     FormIn,
+    HouseholdPatch,
     ImportOut,
     ListQuery,
     ResidentIn,
@@ -40,6 +41,26 @@ bp = Blueprint("console_residents", url_prefix="/console")
 PAGE_SIZE = 20
 PRESETS = (("", "不限"), ("elderly_alone", "60 岁以上独居"), ("school_age", "学龄儿童（6–14 岁）"),
            ("disabled", "残疾人"))  # fmt: skip
+FIELD_LABELS = {
+    "name": "姓名",
+    "id_number": "身份证号",
+    "phone": "电话",
+    "notes": "备注",
+    "tags": "标签",
+    "relation": "与户主关系",
+    "community": "社区",
+    "household_id": "户",
+    "import": "导入任务",
+    "row": "表格行号",
+    "merged_into": "并入",
+}
+ACTIONS = {
+    "create": "登记",
+    "import": "导入",
+    "update": "修改",
+    "merge": "合并另一条记录",
+    "merged_into": "并入另一条记录",
+}
 IMPORT_COLUMNS = ("社区", "地址", "与户主关系", "姓名", "身份证号", "电话", "标签", "备注")
 
 
@@ -365,13 +386,54 @@ async def reveal(request: Request, page: Page, resident_id: str) -> HTTPResponse
     return page.render(template, shown=shown, resident_id=resident_id)
 
 
+@bp.get("/residents/<resident_id:str>/history")
+@page(read=STREET)
+async def history(request: Request, page: Page, resident_id: str) -> HTTPResponse:
+    """Who changed what and when (identifiers only masked; the read is logged)."""
+    versions = await registry.history(ctx=page.ctx, actor=page.user, public_id=resident_id)
+    return page.render(
+        "residents/history.html",
+        resident_id=resident_id,
+        versions=versions.items,
+        labels=FIELD_LABELS,
+        actions=ACTIONS,
+    )
+
+
 # -- households ------------------------------------------------------------------------
 @bp.get("/households/<household_id:str>")
-@page(read=STREET)
+@page(read=STREET, write=STREET)
 async def household(request: Request, page: Page, household_id: str) -> HTTPResponse:
     """A household's members and their relation to the head (each member logged as listed)."""
     found = await households.get_household(ctx=page.ctx, actor=page.user, public_id=household_id)
-    return page.render("residents/household.html", household=found)
+    return page.render("residents/household.html", household=found, values={}, errors={})
+
+
+@bp.post("/households/<household_id:str>")
+@page(read=STREET, write=STREET)
+async def move_household(request: Request, page: Page, household_id: str) -> HTTPResponse:
+    """Correct the household's address (the service refuses one another household has)."""
+    address = page.form.get("address", "")
+    body, errors = build(HouseholdPatch, {"address": address})
+    if body is not None:
+        try:
+            await households.update_household(
+                ctx=page.ctx, actor=page.user, public_id=household_id, data=body
+            )
+        except AppError as exc:
+            if exc.status_code == 404:
+                raise
+            errors = _errors_of(exc)
+        else:
+            return await page.redirect(f"/console/households/{household_id}", flash="已修改地址")
+    found = await households.get_household(ctx=page.ctx, actor=page.user, public_id=household_id)
+    return page.render(
+        "residents/household.html",
+        status=400,
+        household=found,
+        values={"address": address},
+        errors=errors,
+    )
 
 
 # -- imports ---------------------------------------------------------------------------
