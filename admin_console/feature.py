@@ -11,6 +11,7 @@ from admin_console.views import (
     dashboard,
     judging,
     moderation,
+    resident_imports,
     residents,
     tasks,
     vendor,
@@ -39,6 +40,7 @@ FEATURE = Feature(
         vendor.bp,
         venues.bp,
         residents.bp,
+        resident_imports.bp,
     ),
     on_start=(_read_settings,),
 )

@@ -1,6 +1,6 @@
 """Resident base data for street workers: the list (filters, exact search, paging), lists and
-their XLSX export, the entry form with an inline ID-number check, households, imports with
-their progress and error sheet, pre-filled forms, and clear values for a stated reason.
+their XLSX export, the entry form with an inline ID-number check, households, pre-filled forms,
+change history and clear values for a stated reason (imports: ``resident_imports.py``).
 
 Every page calls the same ``residents`` service functions as the API, so the street scoping (a
 resident of another street is "not found"), the GB 11643 check, duplicates, the access log of
@@ -14,18 +14,18 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, raw
+from sanic.response import HTTPResponse
 
 from admin_console.forms import build, number, without_none
 from admin_console.pages import STREET, Page, page
+from admin_console.views.common import xlsx_attachment
 from backend.errors import AppError, ValidationFailed
-from residents import forms, households, imports, lists, registry, tags
+from residents import forms, households, lists, registry, tags
 from residents.identity import age_on
-from residents.models import JobStatus, Relation
+from residents.models import Relation
 from residents.schemas import (
     FormIn,
     HouseholdPatch,
-    ImportOut,
     ListQuery,
     ResidentIn,
     ResidentOut,
@@ -34,7 +34,6 @@ from residents.schemas import (
     RevealIn,
     SearchIn,
 )
-from residents.sheets import XLSX_TYPE
 
 bp = Blueprint("console_residents", url_prefix="/console")
 
@@ -61,19 +60,6 @@ ACTIONS = {
     "merge": "合并另一条记录",
     "merged_into": "并入另一条记录",
 }
-IMPORT_COLUMNS = ("社区", "地址", "与户主关系", "姓名", "身份证号", "电话", "标签", "备注")
-
-
-def _xlsx(body: bytes, name: str) -> HTTPResponse:
-    return raw(
-        body,
-        content_type=XLSX_TYPE,
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
 
 
 def _query(model: type[Any], data: dict[str, Any]) -> Any:
@@ -204,7 +190,7 @@ async def export(request: Request, page: Page) -> HTTPResponse:
     """The whole list as XLSX, masked; every person in it logged as exported (the service)."""
     query, _filters = _list_query(request)
     body, name = await lists.export_list(ctx=page.ctx, actor=page.user, query=query)
-    return _xlsx(body, name)
+    return xlsx_attachment(body, name)
 
 
 # -- entry form ------------------------------------------------------------------------
@@ -434,60 +420,6 @@ async def move_household(request: Request, page: Page, household_id: str) -> HTT
         values={"address": address},
         errors=errors,
     )
-
-
-# -- imports ---------------------------------------------------------------------------
-def _sheet_url(job: ImportOut) -> str | None:
-    return f"/console/residents/imports/{job.id}/errors.xlsx" if job.errors_sheet else None
-
-
-def _job_shown(page: Page, job: ImportOut, *, status: int = 200) -> HTTPResponse:
-    """The import's state: a fragment htmx polls while it runs, a whole page otherwise."""
-    running = job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
-    template = "residents/_import.html" if page.htmx else "residents/import_job.html"
-    return page.render(template, status=status, job=job, running=running, sheet_url=_sheet_url(job))
-
-
-@bp.get("/residents/import")
-@page(read=STREET, write=STREET)
-async def import_page(request: Request, page: Page) -> HTTPResponse:
-    return page.render("residents/import.html", columns=IMPORT_COLUMNS, errors={})
-
-
-@bp.post("/residents/import")
-@page(read=STREET, write=STREET)
-async def start_import(request: Request, page: Page) -> HTTPResponse:
-    """Store the upload as an import job (the service runs it in the background) and show it."""
-    upload = request.files.get("file") if request.files else None
-    data = upload.body if upload is not None else b""
-    try:
-        job = await imports.start_import(
-            ctx=page.ctx, actor=page.user, data=data, filename=upload.name if upload else ""
-        )
-    except ValidationFailed as exc:
-        if page.htmx:
-            raise
-        return page.render(
-            "residents/import.html", status=400, columns=IMPORT_COLUMNS, errors=dict(exc.fields)
-        )
-    if not page.htmx:
-        return await page.redirect(f"/console/residents/imports/{job.id}")
-    return _job_shown(page, job)
-
-
-@bp.get("/residents/imports/<import_id:str>")
-@page(read=STREET)
-async def import_job(request: Request, page: Page, import_id: str) -> HTTPResponse:
-    job = await imports.get_import(actor=page.user, public_id=import_id)
-    return _job_shown(page, job)
-
-
-@bp.get("/residents/imports/<import_id:str>/errors.xlsx")
-@page(read=STREET)
-async def import_errors(request: Request, page: Page, import_id: str) -> HTTPResponse:
-    """The bad rows as uploaded, with a column saying what to fix (decrypted by the service)."""
-    body = await imports.error_sheet(ctx=page.ctx, actor=page.user, public_id=import_id)
-    return _xlsx(body, f"import-{import_id}-errors.xlsx")
 
 
 # -- pre-filled forms ------------------------------------------------------------------
