@@ -10,9 +10,10 @@ every person shown and the masks are the service's. Identifiers travel only in f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from pydantic import BaseModel
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
@@ -36,6 +37,7 @@ from residents.schemas import (
 )
 
 bp = Blueprint("console_residents", url_prefix="/console")
+M = TypeVar("M", bound=BaseModel)
 
 PAGE_SIZE = 20
 PRESETS = (("", "不限"), ("elderly_alone", "60 岁以上独居"), ("school_age", "学龄儿童（6–14 岁）"),
@@ -62,7 +64,7 @@ ACTIONS = {
 }
 
 
-def _query(model: type[Any], data: dict[str, Any]) -> Any:
+def _query(model: type[M], data: dict[str, Any]) -> M:
     """A query model from the URL's arguments; a bad one is the API's 400."""
     body, errors = build(model, without_none(data))
     if body is None:
