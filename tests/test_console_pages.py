@@ -305,3 +305,22 @@ async def test_an_edit_keeps_what_is_left_empty_and_its_history_is_masked(client
         data={"csrf_token": token, "address": "荷叶地路 9 号"},
     )
     assert moved.status_code == 400 and 'id="e-address"' in moved.text and "已存在" in moved.text
+
+
+async def test_a_list_and_its_export_come_from_the_lists_service(client, ctx) -> None:
+    world, _token = await _street_worker(client, ctx)
+    # 张建国 (76, tagged 独居老人) is on the list; his wife (74, same household, untagged) is not.
+    page = await client.get("/console/residents/lists?preset=elderly_alone")
+    assert page.status_code == 200 and "共 <strong>1</strong> 人" in page.text
+    assert "张建国" in page.text and "李秀英" not in page.text
+    assert 'href="/console/residents/lists/export.xlsx?preset=elderly_alone"' in page.text
+    export = await client.get("/console/residents/lists/export.xlsx?preset=elderly_alone")
+    assert export.status_code == 200 and export.content[:2] == b"PK"
+    assert "attachment" in export.headers["content-disposition"]
+    rows = list(load_workbook(io.BytesIO(export.content)).active.iter_rows(values_only=True))
+    assert [r[3] for r in rows[1:]] == ["张建国"]
+    assert rows[1][7] == mask_id("340104195003070138")  # masked in the file too
+    resident = await Resident.get(public_id=world.resident)
+    assert await AccessEvent.filter(resident_id=resident.id, kind="export").count() == 1
+    bad = await client.get("/console/residents/lists?age_min=abc")
+    assert bad.status_code == 400 and "age_min" in bad.text
