@@ -11,6 +11,8 @@ from admin_console.views import (
     dashboard,
     judging,
     moderation,
+    resident_imports,
+    residents,
     tasks,
     vendor,
     venues,
@@ -37,6 +39,8 @@ FEATURE = Feature(
         tasks.bp,
         vendor.bp,
         venues.bp,
+        residents.bp,
+        resident_imports.bp,
     ),
     on_start=(_read_settings,),
 )

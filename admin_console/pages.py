@@ -54,6 +54,7 @@ NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("Open311 客户端", "/console/admin/open311", ADMIN),
     ("场所", "/console/venues", VENUE_STAFF),
     ("我的企业", "/console/vendor", VENDORS),
+    ("居民信息", "/console/residents", STREET),
 )
 
 

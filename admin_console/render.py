@@ -71,7 +71,23 @@ STATUS_LABELS = {
     "resident": "居民",
     "enterprise": "企业",
     "department": "政府部门",
+    "queued": "排队中",
+    "running": "处理中",
+    "done": "已完成",
+    "failed": "失败",
+    "active": "在册",
+    "merged": "已合并",
 }
+RELATION_LABELS = {
+    "head": "户主",
+    "spouse": "配偶",
+    "child": "子女",
+    "parent": "父母",
+    "grandchild": "孙子女",
+    "sibling": "兄弟姐妹",
+    "other": "其他",
+}
+GENDER_LABELS = {"M": "男", "F": "女"}
 KIND_LABELS = {
     "reading_space": "阅读空间",
     "sports_venue": "体育场馆",
@@ -111,7 +127,10 @@ def environment() -> Environment:
     env.filters["status"] = lambda v: STATUS_LABELS.get(str(v), str(v))
     env.filters["role"] = lambda v: ROLE_LABELS.get(str(v), str(v))
     env.filters["kind"] = lambda v: KIND_LABELS.get(str(v), str(v))
+    env.filters["relation"] = lambda v: RELATION_LABELS.get(str(v), str(v))
+    env.filters["gender"] = lambda v: GENDER_LABELS.get(str(v), str(v))
     env.globals["KIND_LABELS"] = KIND_LABELS
+    env.globals["RELATION_LABELS"] = RELATION_LABELS
     env.globals["ROLE_LABELS"] = ROLE_LABELS
     return env
 

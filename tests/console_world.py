@@ -1,6 +1,8 @@
 """A small world for the console's tests: one account per role, a campaign with pain points to
 moderate (two near-duplicates among them), votes, published challenges (one past its deadline
-with a submitted proposal and an assigned judge), a court, a parking lot with history.
+with a submitted proposal and an assigned judge), a court, a parking lot with history, the
+street worker's communities and (given the residents' key ring) a household of two residents, and
+a resident of another street with its own street worker.
 
 Written straight to the database, so the in-process tests and the browser tests' real server
 (seeded by ``python -m tests.console_world``) start from the same state.
@@ -10,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from backend.clock import SHANGHAI
-from backend.models import Role, User
+from backend.models import Role, User, new_public_id
 from backend.security import hash_password
 from crowdsource.challenges.models import (
     Challenge,
@@ -29,6 +31,11 @@ from crowdsource.challenges.models import (
 )
 from crowdsource.models import Audience, Campaign, PainPoint, Status, Vote
 from crowdsource.schemas import DEFAULT_CATEGORIES
+from residents.crypto import KeyRing
+from residents.identity import id_for
+from residents.models import Community, Household, Relation, Resident, ResidentVersion
+from residents.presenters import Clear, tag_string
+from residents.registry import sealed
 from venues.bookings.models import BookableUnit
 from venues.models import ParkingObservation, Venue, VenueKind
 
@@ -45,6 +52,10 @@ RUBRIC = [
     {"criterion": "可行性", "weight": 50, "description": ""},
     {"criterion": "创新性", "weight": 50, "description": ""},
 ]
+STREET = "340104011"  # 荷叶地街道, c_street's street
+OTHER_STREET = "340104001"  # 三里庵街道
+OTHER_STREET_USER = "c_street_other"
+COMMUNITIES = ("荷叶地社区", "西园新村社区")
 DUPLICATES = ("小区门口晚上停车太难", "小区门口夜间停车位严重不足")
 
 
@@ -59,9 +70,74 @@ class World:
     proposal: str
     court: str
     parking: str
+    community: str = ""
+    household: str = ""
+    resident: str = ""
+    other_resident: str = ""
 
 
-async def seed(now: datetime | None = None) -> World:
+async def _resident(
+    ring: KeyRing,
+    community: Community,
+    household: Household | None,
+    *,
+    name: str,
+    born: date,
+    sequence: int,
+    relation: Relation,
+    now: datetime,
+    tags: tuple[str, ...] = (),
+) -> Resident:
+    """A resident written as the registry writes one (sealed values, a first history row)."""
+    number = id_for("340104", born, sequence)
+    pid = new_public_id()
+    resident = await Resident.create(
+        public_id=pid,
+        street_code=community.street_code,
+        community_id=community.id,
+        household_id=household.id if household else None,
+        relation=relation,
+        gender="M" if sequence % 2 else "F",
+        birth_date=born,
+        tags=tag_string(list(tags)),
+        created_at=now,
+        updated_at=now,
+        **sealed(ring, pid, Clear(name=name, id_number=number, phone=None, notes=None)),
+    )
+    await ResidentVersion.create(
+        resident_id=resident.id, version=1, action="create", actor="seed",
+        actor_role="street_worker", at=now, changes={},
+    )  # fmt: skip
+    return resident
+
+
+async def _residents(ring: KeyRing | None, now: datetime) -> dict[str, str]:
+    """The street's communities; with a key ring, a household of two and another street's one."""
+    communities = [await Community.create(street_code=STREET, name=n) for n in COMMUNITIES]
+    found = {"community": communities[0].public_id}
+    if ring is None:
+        return found
+    home = await Household.create(
+        street_code=STREET, community=communities[0], address="荷叶地路 8 号 2 栋 301"
+    )
+    head = await _resident(
+        ring, communities[0], home, name="张建国", born=date(1950, 3, 7), sequence=13,
+        relation=Relation.HEAD, now=now, tags=("elderly_alone",),
+    )  # fmt: skip
+    await _resident(
+        ring, communities[0], home, name="李秀英", born=date(1952, 8, 1), sequence=24,
+        relation=Relation.SPOUSE, now=now,
+    )  # fmt: skip
+    elsewhere = await Community.create(street_code=OTHER_STREET, name="三里庵社区")
+    other = await _resident(
+        ring, elsewhere, None, name="王其他", born=date(1980, 1, 1), sequence=35,
+        relation=Relation.HEAD, now=now,
+    )  # fmt: skip
+    found.update(household=home.public_id, resident=head.public_id, other_resident=other.public_id)
+    return found
+
+
+async def seed(now: datetime | None = None, ring: KeyRing | None = None) -> World:
     now = now or datetime.now(SHANGHAI)
     hashed = hash_password(PASSWORD)
     users = {
@@ -77,10 +153,17 @@ async def seed(now: datetime | None = None) -> World:
                 "c_operator": "场馆运营",
                 "c_street": "街道小张",
             }[name],
-            street_code="340104011" if role == Role.STREET_WORKER else None,
+            street_code=STREET if role == Role.STREET_WORKER else None,
         )
         for role, name in USERNAMES.items()
     }
+    await User.create(
+        username=OTHER_STREET_USER,
+        password_hash=hashed,
+        role=Role.STREET_WORKER,
+        display_name="三里庵街道小刘",
+        street_code=OTHER_STREET,
+    )
     residents = [
         await User.create(role=Role.RESIDENT, wechat_openid=f"console-{n}", display_name=f"居民{n}")
         for n in range(6)
@@ -267,6 +350,7 @@ async def seed(now: datetime | None = None) -> World:
         proposal=proposal.public_id,
         court=court.public_id,
         parking=parking.public_id,
+        **await _residents(ring, now),
     )
 
 
@@ -279,6 +363,7 @@ async def _main() -> None:
 
     from backend import db
     from backend.config import Settings
+    from residents.settings import load_key_ring
     from server import orm
 
     settings = Settings.from_env()
@@ -291,7 +376,7 @@ async def _main() -> None:
     else:
         quoted = ", ".join(f'"{t}"' for t in tables)
         await conn.execute_script(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE;")
-    world = await seed()
+    world = await seed(ring=load_key_ring(settings))
     await db.close_database()
     json.dump(world.__dict__, sys.stdout)
 

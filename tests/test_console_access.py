@@ -11,8 +11,9 @@ import pytest
 from admin_console import session as sessions
 from admin_console.pages import PAGE_ATTR
 from backend.models import Role, User, new_public_id
+from residents.settings import key_ring
 from tests.console_helpers import console_login, csrf_of
-from tests.console_world import USERNAMES, World, seed
+from tests.console_world import OTHER_STREET_USER, USERNAMES, World, seed
 
 ADMIN = {Role.BUREAU_ADMIN}
 CURATORS = {Role.CURATOR, Role.BUREAU_ADMIN}
@@ -20,6 +21,7 @@ CURATOR = {Role.CURATOR}
 JUDGE = {Role.JUDGE}
 VENDOR = {Role.VENDOR}
 VENUE_STAFF = {Role.VENUE_OPERATOR, Role.BUREAU_ADMIN}
+STREET = {Role.STREET_WORKER}
 EVERYONE = set(USERNAMES)
 NOBODY: set[Role] = set()
 ROLES = sorted(USERNAMES)
@@ -386,6 +388,102 @@ PAGES: list[tuple[str, str, str, set[Role], set[Role], int]] = [
         VENDOR,
         303,
     ),
+    ("GET", "console/residents", "/console/residents", STREET, STREET, 200),
+    ("POST", "console/residents/search", "/console/residents/search", STREET, STREET, 400),
+    ("GET", "console/residents/lists", "/console/residents/lists", STREET, NOBODY, 200),
+    (
+        "GET",
+        "console/residents/lists/export.xlsx",
+        "/console/residents/lists/export.xlsx",
+        STREET,
+        NOBODY,
+        200,
+    ),
+    ("POST", "console/residents/id-check", "/console/residents/id-check", STREET, STREET, 200),
+    ("GET", "console/residents/new", "/console/residents/new", STREET, STREET, 200),
+    ("POST", "console/residents/new", "/console/residents/new", STREET, STREET, 400),
+    (
+        "GET",
+        "console/residents/<resident_id:str>",
+        "/console/residents/{resident}",
+        STREET,
+        STREET,
+        200,
+    ),
+    (
+        "POST",
+        "console/residents/<resident_id:str>",
+        "/console/residents/{resident}",
+        STREET,
+        STREET,
+        400,
+    ),
+    (
+        "POST",
+        "console/residents/<resident_id:str>/reveal",
+        "/console/residents/{resident}/reveal",
+        STREET,
+        STREET,
+        400,
+    ),
+    (
+        "GET",
+        "console/residents/<resident_id:str>/history",
+        "/console/residents/{resident}/history",
+        STREET,
+        NOBODY,
+        200,
+    ),
+    (
+        "GET",
+        "console/households/<household_id:str>",
+        "/console/households/{household}",
+        STREET,
+        STREET,
+        200,
+    ),
+    (
+        "POST",
+        "console/households/<household_id:str>",
+        "/console/households/{household}",
+        STREET,
+        STREET,
+        400,
+    ),
+    ("GET", "console/residents/import", "/console/residents/import", STREET, STREET, 200),
+    ("POST", "console/residents/import", "/console/residents/import", STREET, STREET, 400),
+    (
+        "GET",
+        "console/residents/imports/<import_id:str>",
+        "/console/residents/imports/nope",
+        STREET,
+        NOBODY,
+        404,
+    ),
+    (
+        "GET",
+        "console/residents/imports/<import_id:str>/errors.xlsx",
+        "/console/residents/imports/nope/errors.xlsx",
+        STREET,
+        NOBODY,
+        404,
+    ),
+    (
+        "GET",
+        "console/residents/<resident_id:str>/forms/<template:str>",
+        "/console/residents/{resident}/forms/home_visit",
+        STREET,
+        STREET,
+        200,
+    ),
+    (
+        "POST",
+        "console/residents/<resident_id:str>/forms/<template:str>",
+        "/console/residents/{resident}/forms/home_visit",
+        STREET,
+        STREET,
+        400,
+    ),
     ("GET", "console/tasks/<task_id:str>", "/console/tasks/nope", EVERYONE, NOBODY, 404),
     (
         "GET",
@@ -414,12 +512,14 @@ def _url(template: str, world: World) -> str:
         proposal=world.proposal,
         court=world.court,
         parking=world.parking,
+        resident=world.resident,
+        household=world.household,
     )
 
 
 @pytest.fixture
 async def world(app) -> World:
-    return await seed()
+    return await seed(ring=key_ring(app.ctx.app_context))
 
 
 @pytest.fixture
@@ -565,3 +665,54 @@ async def test_logout_and_deactivation_end_the_session(app, client, world) -> No
         )
         assert done.status_code == 303
     assert (await client.get("/console/judging")).status_code == 303
+
+
+async def test_a_street_worker_of_another_street_finds_nothing_of_this_street(
+    client, world
+) -> None:
+    """The service's street scoping reaches the console: another street's resident, household
+    and import are "not found" (the same 404 as an id that does not exist), for reading, editing,
+    revealing and forms alike, and never appear in a list or a search."""
+    await console_login(client, OTHER_STREET_USER)
+    token = await csrf_of(client)
+    resident, household = world.resident, world.household
+    for url in (
+        f"/console/residents/{resident}",
+        f"/console/households/{household}",
+        f"/console/residents/{resident}/forms/home_visit",
+        f"/console/residents/{resident}/history",
+        f"/console/residents/new?household={household}",
+    ):
+        response = await client.get(url)
+        assert response.status_code == 404, (url, response.status_code)
+        assert "张建国" not in response.text
+    edit = {
+        "csrf_token": token,
+        "community": "三里庵社区",
+        "name": "改名",
+        "relation": "head",
+        "tags": "veteran",
+    }
+    for url, data in (
+        (f"/console/residents/{resident}", edit),
+        (f"/console/residents/{resident}/reveal", {"field": "id_number", "reason": "核对身份信息"}),
+        (f"/console/residents/{resident}/forms/home_visit", {"typed.situation": "x"}),
+        (f"/console/households/{household}", {"address": "别处 1 号"}),
+    ):
+        response = await client.post(url, data={"csrf_token": token, **data})
+        assert response.status_code == 404, (url, response.text[-500:])
+        assert "340104195003070138" not in response.text
+    # Their own list has their own resident only; an exact search by name finds nobody here.
+    listing = await client.get("/console/residents")
+    assert "王其他" in listing.text and "张建国" not in listing.text
+    found = await client.post(
+        "/console/residents/search", data={"csrf_token": token, "name": "张建国"}
+    )
+    assert found.status_code == 200 and "查找结果：0 人" in found.text
+    assert resident not in found.text and "没有找到符合条件的居民" in found.text
+    # Nothing changed, and the street's own worker still sees the resident as it was.
+    mine = httpx.AsyncClient(transport=client._transport, base_url="http://testserver")
+    async with mine:
+        await console_login(mine, USERNAMES[Role.STREET_WORKER])
+        page = await mine.get(f"/console/residents/{resident}")
+        assert page.status_code == 200 and "张建国" in page.text and "改名" not in page.text

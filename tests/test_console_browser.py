@@ -11,6 +11,7 @@ on: axe is injected through the DevTools protocol (``page.evaluate``), which a C
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -21,15 +22,17 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from openpyxl import Workbook, load_workbook
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from backend.clock import SHANGHAI
+from residents.identity import id_for
 from tests.conftest import PROFILE, RUN_ID
 from tests.console_world import PASSWORD
 
@@ -388,3 +391,108 @@ async def test_an_operator_edits_opening_hours_with_a_preview(open_console, serv
     await operator.goto(f"/console/venues/{server['parking']}/parking")
     await expect(operator.page.locator("html[data-charts-ready='1']")).to_have_count(1)
     await operator.check("venue-parking")
+
+
+def _sheet(rows: list[list[str]]) -> bytes:
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("居民")
+    sheet.append(["社区", "地址", "与户主关系", "姓名", "身份证号", "电话", "标签", "备注"])
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+async def _upload(console: Console, name: str, data: bytes) -> None:
+    page = console.page
+    await console.goto("/console/residents/import")
+    await page.get_by_label("表格文件（XLSX 或 CSV）").set_input_files(
+        files=[{"name": name, "mimeType": "application/octet-stream", "buffer": data}]
+    )
+    await page.get_by_role("button", name="上传并导入").click()
+
+
+async def test_a_street_worker_imports_fixes_the_bad_rows_and_sees_the_residents(
+    open_console, server, tmp_path
+):
+    worker = await open_console()
+    await worker.login("c_street")
+    page = worker.page
+    await page.get_by_role("link", name="居民信息").first.click()
+    await expect(page.locator("h1")).to_have_text("居民信息")
+    await expect(page.locator("table")).to_contain_text("张建国")
+    await worker.check("residents")
+
+    # A sheet with two bad rows: a wrong check digit, a phone that is no phone.
+    ids = [id_for("340104", date(1940 + n, 3, 1), 71 + 2 * n) for n in range(4)]
+    wrong = ids[2][:-1] + ("1" if ids[2][-1] != "1" else "2")
+    rows = [
+        ["荷叶地社区", "荷叶地路 30 号", "户主", "孙大伟", ids[0], "13800000030", "独居老人", ""],
+        ["荷叶地社区", "荷叶地路 30 号", "配偶", "周美兰", ids[1], "", "", ""],
+        ["西园新村社区", "西园路 5 号", "户主", "吴志强", wrong, "", "", ""],
+        ["西园新村社区", "西园路 6 号", "户主", "郑小红", ids[3], "12345", "", ""],
+    ]
+    await _upload(worker, "居民.xlsx", _sheet(rows))
+    job = page.locator("#import-job .task")
+    await expect(job).to_contain_text("导入 居民.xlsx")  # the progress, polled by htmx
+    await expect(job).to_contain_text("失败 2 行")
+    await expect(job).to_contain_text("新增 2 人")
+    failed = job.locator("table")
+    await expect(failed).to_contain_text("身份证号校验位不正确")
+    await expect(failed).to_contain_text("电话应为 11 位手机号")
+    await worker.check("residents-import")
+
+    # The error sheet: the bad rows as uploaded, with what to fix.
+    async with page.expect_download() as download:
+        await page.get_by_role("link", name=re.compile("下载错误行表")).click()
+    saved = tmp_path / "errors.xlsx"
+    await (await download.value).save_as(saved)
+    sheet = load_workbook(saved).active
+    errors = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert errors[0][-1] == "错误" and [r[3] for r in errors[1:]] == ["吴志强", "郑小红"]
+
+    # Fix the phone in the sheet and upload it again (the 错误 column is ignored).
+    fixed = [[*r[:8]] for r in errors[1:] if r[3] == "郑小红"]
+    fixed[0][5] = "0551-65550066"
+    await _upload(worker, "居民-改正.xlsx", _sheet(fixed))
+    await expect(job).to_contain_text("新增 1 人")
+    await expect(job).to_contain_text("失败 0 行")
+
+    # Fix the other one through the entry form: the inline check first refuses, then tells.
+    await worker.goto("/console/residents/new")
+    await page.get_by_label("姓名").fill("吴志强")
+    number = page.get_by_label("身份证号")
+    await number.fill(wrong)
+    check = page.locator("#id-check")
+    await expect(check).to_contain_text("身份证号：身份证号校验位不正确")
+    await number.fill(ids[2])
+    await expect(check).to_contain_text("出生日期 1942-03-01")
+    await expect(check).to_contain_text("性别 男")
+    await page.get_by_label("社区").fill("西园新村社区")
+    await page.get_by_label("户地址").fill("西园路 5 号")
+    await page.get_by_label("与户主关系").select_option("head")
+    await worker.check("resident-new")
+    await page.get_by_role("button", name="登记").click()
+    await expect(page.locator(".flash")).to_contain_text("已登记")
+    await expect(page.locator("h1")).to_have_text("吴志强")
+    await worker.check("resident")
+
+    # A clear value needs a reason and is logged; the household shows its members.
+    await page.get_by_label("查看身份证号的理由").fill("核对身份信息")
+    await page.get_by_role("button", name="查看身份证号明文").click()
+    await expect(page.locator("#reveal-id_number")).to_contain_text(ids[2])
+    await page.get_by_role("link", name="西园路 5 号").click()
+    await expect(page.locator("h1")).to_have_text("户：西园路 5 号")
+    await worker.check("household")
+
+    # Everyone is in the list now, and a form opens pre-filled.
+    await worker.goto("/console/residents")
+    table = page.locator("table")
+    for name in ("孙大伟", "周美兰", "吴志强", "郑小红", "张建国"):
+        await expect(table).to_contain_text(name)
+    await page.get_by_role("link", name="孙大伟").click()
+    await page.get_by_role("link", name="走访记录").click()
+    await expect(page.locator("#b-name")).to_have_value("孙大伟")
+    await expect(page.locator("#b-phone")).to_have_value("138****0030")
+    await worker.check("resident-form")

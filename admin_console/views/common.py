@@ -1,10 +1,13 @@
-"""Helpers the console's pages share: choosing a campaign."""
+"""Helpers the console's pages share: choosing a campaign, a spreadsheet download."""
 
 from __future__ import annotations
+
+from sanic.response import HTTPResponse, raw
 
 from admin_console.pages import Page
 from crowdsource import campaigns
 from crowdsource.schemas import CampaignOut
+from residents.sheets import XLSX_TYPE
 
 
 async def campaign_choice(page: Page) -> tuple[list[CampaignOut], CampaignOut | None]:
@@ -17,3 +20,16 @@ async def campaign_choice(page: Page) -> tuple[list[CampaignOut], CampaignOut | 
     if chosen is None and listing.items:
         chosen = listing.items[0]
     return listing.items, chosen
+
+
+def xlsx_attachment(body: bytes, name: str) -> HTTPResponse:
+    """An XLSX file to download (never cached)."""
+    return raw(
+        body,
+        content_type=XLSX_TYPE,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
