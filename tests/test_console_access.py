@@ -275,6 +275,8 @@ PAGES: list[tuple[str, str, str, set[Role], set[Role], int]] = [
     ("GET", "console/vendors", "/console/vendors", ADMIN, ADMIN, 200),
     ("POST", "console/vendors/<vendor_id:str>", "/console/vendors/nope", ADMIN, ADMIN, 404),
     ("GET", "console/venues", "/console/venues", VENUE_STAFF, NOBODY, 200),
+    ("GET", "console/venues/new", "/console/venues/new", ADMIN, ADMIN, 200),
+    ("POST", "console/venues/new", "/console/venues/new", ADMIN, ADMIN, 400),
     (
         "POST",
         "console/venues/hours-preview",

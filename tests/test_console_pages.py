@@ -21,6 +21,7 @@ from residents.models import AccessEvent, Resident
 from residents.settings import key_ring
 from tests.console_helpers import console_login, csrf_of
 from tests.console_world import seed
+from venues.models import Venue
 
 WEEKDAYS = "Mo-Fr 08:00-18:00; PH off"
 
@@ -324,3 +325,39 @@ async def test_a_list_and_its_export_come_from_the_lists_service(client, ctx) ->
     assert await AccessEvent.filter(resident_id=resident.id, kind="export").count() == 1
     bad = await client.get("/console/residents/lists?age_min=abc")
     assert bad.status_code == 400 and "age_min" in bad.text
+
+
+async def test_the_bureau_creates_a_venue_with_the_apis_rules(client, app) -> None:
+    await seed()
+    await console_login(client, "c_admin")
+    form = await client.get("/console/venues/new")
+    assert form.status_code == 200 and 'name="opening_hours"' in form.text
+    operator = re.search(r'<option value="([A-Za-z0-9_-]+)">[^<]*（c_operator）', form.text)
+    assert operator, "the venue operators are offered"
+    token = await csrf_of(client)
+    typed = {
+        "csrf_token": token,
+        "kind": "sports_venue",
+        "name": "南七里站球馆",
+        "lat": "31.8206",
+        "lng": "117.2272",
+        "coord": "gcj02",
+        "opening_hours": "Mo-Fr 25:00-26:00",
+        "operator_id": operator.group(1),
+    }
+    refused = await client.post("/console/venues/new", data=typed)
+    assert refused.status_code == 400 and 'id="e-opening_hours"' in refused.text
+    assert 'value="南七里站球馆"' in refused.text  # what was typed stays
+    assert await Venue.filter(name="南七里站球馆").count() == 0
+    created = await client.post(
+        "/console/venues/new", data=typed | {"opening_hours": "Mo-Su 08:00-21:00"}
+    )
+    assert created.status_code == 303, created.text
+    venue = await Venue.get(name="南七里站球馆").select_related("operator")
+    assert created.headers["location"] == f"/console/venues/{venue.public_id}"
+    assert venue.operator is not None and venue.operator.username == "c_operator"
+    # The GCJ-02 point from a Chinese map is stored in WGS-84, as through the API.
+    assert abs(venue.lat - 31.8206) > 1e-4 and abs(venue.lat - 31.8206) < 0.01
+    client.cookies.clear()
+    await console_login(client, "c_operator")
+    assert (await client.get("/console/venues/new")).status_code == 403

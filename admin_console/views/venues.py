@@ -19,13 +19,13 @@ from backend import hours
 from backend.clock import SHANGHAI, to_local
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.geo import CoordSystem
-from backend.models import Role
+from backend.models import Role, User
 from venues import service as venues
 from venues.bookings import blackouts, checkin, lifecycle, operators, penalties, units
 from venues.bookings.schemas import BlackoutCreate
 from venues.models import Venue, VenueKind, VenueStatus
 from venues.presenters import venue_out
-from venues.schemas import VenueClose, VenuePatch
+from venues.schemas import VenueClose, VenueCreate, VenuePatch
 
 bp = Blueprint("console_venues", url_prefix="/console")
 
@@ -157,6 +157,66 @@ async def _venue_page(
         bookable=venue.kind in BOOKABLE,
         parking=venue.kind == VenueKind.PARKING_LOT,
     )
+
+
+NEW_FIELDS = (*EDITABLE, "kind", "lat", "lng", "coord", "operator_id")
+COORDS = (
+    (CoordSystem.GCJ02, "GCJ-02（微信、高德、腾讯地图）"),
+    (CoordSystem.WGS84, "WGS-84（GPS）"),
+    (CoordSystem.BD09, "BD-09（百度地图）"),
+)
+
+
+async def _new_venue_page(
+    page: Page, values: dict[str, Any], errors: dict[str, str], status: int = 200
+) -> HTTPResponse:
+    operators = (
+        await User.filter(role=Role.VENUE_OPERATOR, is_active=True)
+        .order_by("username")
+        .values_list("public_id", "display_name", "username")
+    )
+    return page.render(
+        "venues/new.html",
+        status=status,
+        values=values,
+        errors=errors,
+        kinds=list(VenueKind),
+        coords=COORDS,
+        operators=operators,
+        preview=preview(values.get("opening_hours") or "", page.ctx.clock.now()),
+    )
+
+
+@bp.get("/venues/new")
+@page(read=ADMIN, write=ADMIN)
+async def new_venue(request: Request, page: Page) -> HTTPResponse:
+    """A new venue (the bureau): kind, place, contact, opening hours with the preview."""
+    return await _new_venue_page(page, {"coord": CoordSystem.GCJ02.value}, {})
+
+
+@bp.post("/venues/new")
+@page(read=ADMIN, write=ADMIN)
+async def create_venue(request: Request, page: Page) -> HTTPResponse:
+    """Create through ``venues.service.create_venue``: the API's validation and rules."""
+    form = page.form
+    values: dict[str, Any] = {name: form.get(name, "") for name in NEW_FIELDS}
+    data = {
+        **values,
+        "lat": values["lat"] or None,
+        "lng": values["lng"] or None,
+        "opening_hours": form.get("opening_hours") or None,
+        "operator_id": values["operator_id"] or None,
+    }
+    values["opening_hours"] = form.get("opening_hours", "")
+    body, errors = build(VenueCreate, data)
+    if body is not None:
+        try:
+            venue = await venues.create_venue(ctx=page.ctx, actor=page.user, data=body)
+        except ValidationFailed as exc:
+            errors = dict(exc.fields)
+        else:
+            return await page.redirect(f"/console/venues/{venue.public_id}", flash="已创建场所")
+    return await _new_venue_page(page, values, errors, status=400)
 
 
 @bp.get("/venues/<venue_id:str>")
