@@ -11,8 +11,8 @@ a lone vote waits for nothing and a burst shares commits.
 :func:`record_votes` is the rule, for PostgreSQL and SQLite alike (both speak ``RETURNING`` and
 ``ON CONFLICT``), in the order the checks always had:
 
-1. ``account_disabled``: the person's account is no longer active (read in the transaction, so
-   a disabled account is refused at once although the id look-up is cached);
+1. ``account_disabled``: the person's account is not active (the batch looks every voter up by
+   public id in one statement, in its transaction: the request itself reads no user row);
 2. ``already_voted``: the UNIQUE (pain point, person) pair — ``INSERT … ON CONFLICT DO NOTHING
    RETURNING``, what it did not insert was there already;
 3. ``vote_budget_exhausted``: the person's tally (``crowdsource_participant``) is locked and
@@ -58,7 +58,6 @@ class Ballot:
 
     campaign_id: int
     pain_point_id: int
-    user_id: int
     user_public_id: str
     audience: Audience
     created_at: datetime
@@ -99,24 +98,25 @@ async def record_votes(ballots: Sequence[Ballot]) -> list[str]:
     At most one ballot per (campaign, person). The transaction must commit for ``ACCEPTED`` to
     hold; anything else stored nothing for that ballot.
     """
-    if len({(b.campaign_id, b.user_id) for b in ballots}) != len(ballots):
+    if len({(b.campaign_id, b.user_public_id) for b in ballots}) != len(ballots):
         raise ValueError("at most one vote per person and campaign in a batch")
     conn = connections.get("default")
     outcome = dict.fromkeys(range(len(ballots)), ACCEPTED)
-    # 1. Active accounts (and the cached id still names the same person).
-    user_ids = sorted({b.user_id for b in ballots})
+    # 1. The voters' ids, active accounts only.
+    public_ids = sorted({b.user_public_id for b in ballots})
     rows = await conn.execute_query_dict(
-        f"SELECT id, public_id FROM core_user WHERE is_active AND id IN ({_in(conn, len(user_ids))})",  # noqa: E501, S608
-        user_ids,
+        "SELECT id, public_id FROM core_user"  # noqa: S608
+        f" WHERE is_active AND public_id IN ({_in(conn, len(public_ids))})",
+        public_ids,
     )
-    active = {(int(r["id"]), str(r["public_id"])) for r in rows}
+    user = {str(r["public_id"]): int(r["id"]) for r in rows}
     for i, b in enumerate(ballots):
-        if (b.user_id, b.user_public_id) not in active:
+        if b.user_public_id not in user:
             outcome[i] = ACCOUNT_DISABLED
     # 2. The UNIQUE pair: what is not inserted was there already.
     wanted = sorted(
         (i for i in outcome if outcome[i] == ACCEPTED),
-        key=lambda i: (ballots[i].pain_point_id, ballots[i].user_id),
+        key=lambda i: (ballots[i].pain_point_id, user[ballots[i].user_public_id]),
     )
     if not wanted:
         return [outcome[i] for i in range(len(ballots))]
@@ -126,7 +126,7 @@ async def record_votes(ballots: Sequence[Ballot]) -> list[str]:
         values += [
             b.pain_point_id,
             b.campaign_id,
-            b.user_id,
+            user[b.user_public_id],
             b.audience.value,
             b.created_at,
             b.ip_hash,
@@ -141,14 +141,14 @@ async def record_votes(ballots: Sequence[Ballot]) -> list[str]:
     )
     vote_id = {(int(r["pain_point_id"]), int(r["user_id"])): int(r["id"]) for r in inserted}
     for i in wanted:
-        if (ballots[i].pain_point_id, ballots[i].user_id) not in vote_id:
+        if (ballots[i].pain_point_id, user[ballots[i].user_public_id]) not in vote_id:
             outcome[i] = ALREADY_VOTED
     counted = [i for i in wanted if outcome[i] == ACCEPTED]
     if not counted:
         return [outcome[i] for i in range(len(ballots))]
     # 3. The budget: lock each tally (creating it if new) in one order, then one conditional
     # UPDATE counts what fits.
-    tallies = sorted({(ballots[i].campaign_id, ballots[i].user_id) for i in counted})
+    tallies = sorted({(ballots[i].campaign_id, user[ballots[i].user_public_id]) for i in counted})
     locked = await conn.execute_query_dict(
         "INSERT INTO crowdsource_participant (campaign_id, user_id, submissions, votes)"  # noqa: S608
         f" VALUES {_marks(conn, len(tallies), 4)} ON CONFLICT (campaign_id, user_id)"
@@ -167,10 +167,10 @@ async def record_votes(ballots: Sequence[Ballot]) -> list[str]:
     within = {int(r["id"]) for r in bumped}
     over = []
     for i in counted:
-        b = ballots[i]
-        if tally_id[(b.campaign_id, b.user_id)] not in within:
+        b, pk = ballots[i], user[ballots[i].user_public_id]
+        if tally_id[(b.campaign_id, pk)] not in within:
             outcome[i] = BUDGET_EXHAUSTED
-            over.append(vote_id[(b.pain_point_id, b.user_id)])
+            over.append(vote_id[(b.pain_point_id, pk)])
     if over:
         await conn.execute_query(
             f"DELETE FROM crowdsource_vote WHERE id IN ({_in(conn, len(over))})",  # noqa: S608
@@ -211,11 +211,11 @@ class _Batcher:
         """The next batch: the oldest vote of each person and campaign, up to MAX_BATCH."""
         batch: list[_Waiter] = []
         rest: list[_Waiter] = []
-        people: set[tuple[int, int]] = set()
+        people: set[tuple[int, str]] = set()
         for waiter in self.queue:
             if waiter.future.done():  # the caller went away before its vote was written
                 continue
-            person = (waiter.ballot.campaign_id, waiter.ballot.user_id)
+            person = (waiter.ballot.campaign_id, waiter.ballot.user_public_id)
             if person in people or len(batch) >= MAX_BATCH:
                 rest.append(waiter)
             else:

@@ -30,11 +30,6 @@ from crowdsource.voices import voter_audience
 
 log = logging.getLogger("smartcircle.crowdsource")
 
-# A person's public id -> database id: immutable, so cached per process. Whether the account is
-# still active is not cached: the batch reads it in its transaction (crowdsource.ballots).
-_VOTER_PKS: dict[str, int] = {}
-_VOTER_PKS_MAX = 200_000
-
 
 async def _check_vote_rate(
     *, ctx: AppContext, campaign: Campaign, principal: Principal, client_ip: str
@@ -76,17 +71,6 @@ async def _check_votable(item: PainPoint, campaign: Campaign) -> None:
             code="pain_point_duplicate",
             fields={"duplicate_of": str(target[0]) if target else ""},
         )
-
-
-async def _voter_pk(principal: Principal) -> int:
-    """The voter's database id (403 if the account is disabled when first looked up)."""
-    pk = _VOTER_PKS.get(principal.user_id)
-    if pk is None:
-        pk = await user_pk(principal)
-        if len(_VOTER_PKS) >= _VOTER_PKS_MAX:
-            _VOTER_PKS.pop(next(iter(_VOTER_PKS)))
-        _VOTER_PKS[principal.user_id] = pk
-    return pk
 
 
 async def _bump_and_count(
@@ -148,14 +132,12 @@ async def _cast_vote(
     require_phase(campaign, now, Phase.VOTING, "投票")
     await _check_votable(item, campaign)
     audience = await voter_audience(principal, campaign)
-    voter_pk = await _voter_pk(principal)
     ip_hash, net_hash, device_hash = integrity.origin_hashes(
         ctx.settings.origin_key, client_ip, device_id
     )
     ballot = ballots.Ballot(
         campaign_id=campaign.id,
         pain_point_id=item.id,
-        user_id=voter_pk,
         user_public_id=principal.user_id,
         audience=audience,
         created_at=now,
@@ -166,7 +148,7 @@ async def _cast_vote(
     counted = await ballots.submit(
         ctx=ctx, campaign=campaign, item_public_id=item.public_id, ballot=ballot
     )
-    if counted.outcome == ballots.ACCOUNT_DISABLED:
+    if counted.outcome == ballots.ACCOUNT_DISABLED:  # the batch looked the voter up
         raise Forbidden("账号不可用", code="account_disabled")
     if counted.outcome == ballots.ALREADY_VOTED:
         raise Conflict("你已为该痛点投过票", code="already_voted")
