@@ -21,7 +21,8 @@ a lone vote waits for nothing and a burst shares commits.
 
 Rows are written in one order (pairs sorted, tallies sorted) so that two workers' batches, and a
 withdrawal (which deletes its vote, then decrements the tally under the same row lock), wait for
-each other instead of deadlocking. A batch that fails (the database went away) fails every one of
+each other instead of deadlocking; a batch that PostgreSQL still picks as a deadlock victim is
+written once more. A batch that fails (the database went away) fails every one of
 its waiters with the error and stores nothing: it was one transaction.
 """
 
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from asyncpg.exceptions import DeadlockDetectedError
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -269,12 +271,17 @@ async def _flush(batch: list[_Waiter]) -> None:
             await counters.ensure_built(ctx=ctx, campaign=campaign)
         except counters.KV_ERRORS:
             log.warning("vote counters unreachable, reconciliation will catch up")
-    try:
-        async with unit_of_work():
-            outcomes = await record_votes([w.ballot for w in batch])
-    except Exception as exc:
-        _fail(batch, exc)
-        return
+    for attempt in range(2):
+        try:
+            async with unit_of_work():
+                outcomes = await record_votes([w.ballot for w in batch])
+            break
+        except Exception as exc:
+            if attempt == 0 and _deadlocked(exc):  # rolled back: writing it again is safe
+                log.warning("vote batch chosen as a deadlock victim, written again")
+                continue
+            _fail(batch, exc)
+            return
     accepted = [w for w, o in zip(batch, outcomes, strict=True) if o == ACCEPTED]
     try:
         counts = await _move_counters(ctx, accepted)
@@ -286,6 +293,20 @@ async def _flush(batch: list[_Waiter]) -> None:
             key = (waiter.campaign.id, waiter.item_public_id)
             found = counts.get(key) if outcome == ACCEPTED else None
             waiter.future.set_result(Counted(outcome, found))
+
+
+def _deadlocked(exc: BaseException) -> bool:
+    """Whether PostgreSQL aborted the transaction to break a deadlock (with a rare set-based
+    admin write — a merge, a discarded flag — that locks tallies in another order)."""
+    current: BaseException | None = exc
+    for _ in range(5):
+        if current is None:
+            return False
+        if isinstance(current, DeadlockDetectedError):
+            return True
+        first = current.args[0] if current.args else None
+        current = current.__cause__ or (first if isinstance(first, BaseException) else None)
+    return False
 
 
 def _fail(batch: list[_Waiter], exc: Exception) -> None:

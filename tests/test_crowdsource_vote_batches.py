@@ -7,6 +7,8 @@ import asyncio
 from collections import Counter
 
 import pytest
+from asyncpg.exceptions import DeadlockDetectedError
+from tortoise.exceptions import OperationalError
 
 from backend.models import Role, User
 from backend.uow import unit_of_work
@@ -229,3 +231,23 @@ async def test_a_failing_batch_fails_all_its_waiters_and_stores_nothing(client, 
     # The batcher carries on with the next batch.
     again = await client.post(_url(items[0]), headers=token_headers(ctx, people[0]))
     assert again.status_code == 201 and again.json()["votes"] == 1
+
+
+async def test_a_deadlock_victim_batch_is_written_again(client, ctx, monkeypatch):
+    _, (item,) = await _setup(client, ctx)
+    real = ballots.record_votes
+    calls: list[int] = []
+
+    async def first_one_deadlocks(batch):
+        calls.append(len(batch))
+        outcomes = await real(batch)  # written in the transaction...
+        if len(calls) == 1:  # ...which PostgreSQL aborts the first time
+            raise OperationalError(DeadlockDetectedError("deadlock detected"))
+        return outcomes
+
+    monkeypatch.setattr(ballots, "record_votes", first_one_deadlocks)
+    person = await make_user(Role.RESIDENT)
+    response = await client.post(_url(item), headers=token_headers(ctx, person))
+    assert response.status_code == 201 and response.json()["votes"] == 1, response.text
+    assert calls == [1, 1]
+    assert await Vote.filter(user_id=person.id).count() == 1
