@@ -39,7 +39,14 @@ so a window can never become permanent). A hit is allowed while the count is
 ``<= limit``; ``remaining = max(0, limit - count)``. Refused hits still count but do not
 extend the window; ``retry_after`` is the time left until the counter expires (``0`` when
 allowed). Bursts of up to ``2 * limit`` across a window boundary are possible, which is
-the usual trade-off of fixed windows.
+the usual trade-off of fixed windows. :meth:`KeyValue.hit_all` counts several limits in
+order in one round trip (one Lua script in Redis), stopping at the first refused one,
+exactly as consecutive :meth:`KeyValue.hit` calls that stop at a refusal would.
+
+Batches
+-------
+:meth:`KeyValue.zpipeline` applies ``ZINCRBY`` s and then reads ``ZSCORE`` s in one round trip
+(a Redis pipeline, not a transaction: like the single calls, each step is atomic on its own).
 """
 
 from __future__ import annotations
@@ -49,18 +56,24 @@ import asyncio
 import contextlib
 import math
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "Increment",
     "KeyValue",
+    "Limit",
     "Lock",
     "LockNotAcquired",
     "RateLimit",
+    "Score",
     "Value",
 ]
 
 Value = str | int | float
+Increment = tuple[str, str, float]  # sorted set key, member, amount
+Score = tuple[str, str]  # sorted set key, member
+Limit = tuple[str, int, float]  # rate-limit key, limit, window (seconds)
 
 LOCK_PREFIX = "lock:"
 RATE_PREFIX = "rate:"
@@ -203,6 +216,15 @@ class KeyValue(abc.ABC):
     async def ztop(self, key: str, start: int, stop: int) -> list[tuple[str, float]]:
         """Members ranked ``start..stop`` (inclusive, negatives allowed) like ZREVRANGE."""
 
+    async def zpipeline(
+        self, increments: Sequence[Increment], reads: Sequence[Score] = ()
+    ) -> list[float | None]:
+        """Apply the increments in order, then answer the scores of ``reads`` (one round trip
+        in Redis; this default makes one call per step)."""
+        for key, member, amount in increments:
+            await self.zincrby(key, member, amount)
+        return [await self.zscore(key, member) for key, member in reads]
+
     # -- locks --------------------------------------------------------------------------
     @abc.abstractmethod
     async def lock(self, name: str, ttl: float) -> Lock | None:
@@ -241,6 +263,17 @@ class KeyValue(abc.ABC):
     @abc.abstractmethod
     async def hit(self, key: str, *, limit: int, window: float) -> RateLimit:
         """Count one hit in a fixed window (see module docstring)."""
+
+    async def hit_all(self, limits: Sequence[Limit]) -> list[RateLimit]:
+        """Count one hit on each limit in order, stopping after the first refused one: the
+        answers up to and including it (one round trip in Redis)."""
+        results: list[RateLimit] = []
+        for key, limit, window in limits:
+            result = await self.hit(key, limit=limit, window=window)
+            results.append(result)
+            if not result.allowed:
+                break
+        return results
 
     # -- lifecycle ----------------------------------------------------------------------
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 import redis.asyncio as redis_async
@@ -18,9 +19,12 @@ from backend.kv import (
     _SCAN_BATCH,
     LOCK_PREFIX,
     RATE_PREFIX,
+    Increment,
     KeyValue,
+    Limit,
     Lock,
     RateLimit,
+    Score,
     Value,
     _check_limit,
     _encode,
@@ -50,6 +54,29 @@ end
 return {n, left}
 """
 
+# _HIT for each key in turn (ARGV: window ms, limit per key), stopping after the first refusal.
+_HIT_ALL = """
+local answers = {}
+for i, key in ipairs(KEYS) do
+    local window = ARGV[2 * i - 1]
+    local n = redis.call('INCR', key)
+    if n == 1 then
+        redis.call('PEXPIRE', key, window)
+    end
+    local left = redis.call('PTTL', key)
+    if left < 0 then
+        redis.call('PEXPIRE', key, window)
+        left = tonumber(window)
+    end
+    answers[#answers + 1] = n
+    answers[#answers + 1] = left
+    if n > tonumber(ARGV[2 * i]) then
+        break
+    end
+end
+return answers
+"""
+
 
 def _glob_escape(text: str) -> str:
     """Escape Redis glob metacharacters so ``text`` matches literally in SCAN MATCH."""
@@ -74,6 +101,7 @@ class RedisKeyValue(KeyValue):
         self._owns_client = owns_client
         self._incr_create_ttl = client.register_script(_INCR_CREATE_TTL)
         self._hit = client.register_script(_HIT)
+        self._hit_all = client.register_script(_HIT_ALL)
 
     @classmethod
     def from_url(
@@ -170,6 +198,20 @@ class RedisKeyValue(KeyValue):
         pairs = cast("list[tuple[str, float]]", rows)
         return [(str(member), float(score)) for member, score in pairs]
 
+    async def zpipeline(
+        self, increments: Sequence[Increment], reads: Sequence[Score] = ()
+    ) -> list[float | None]:
+        if not increments and not reads:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for key, member, amount in increments:
+            pipe.zincrby(self._k(key), amount, member)
+        for key, member in reads:
+            pipe.zscore(self._k(key), member)
+        answers = await pipe.execute()
+        scores = answers[len(increments) :]
+        return [None if score is None else float(score) for score in scores]
+
     # -- locks --------------------------------------------------------------------------
     def _redis_lock(self, name: str, ttl: float | None = None) -> RedisLock:
         """redis-py's lock on ``name`` (non-blocking: :meth:`KeyValue.hold` does the waiting).
@@ -218,6 +260,25 @@ class RedisKeyValue(KeyValue):
         if count <= limit:
             return RateLimit(True, limit - count, 0.0)
         return RateLimit(False, 0, max(int(left_ms), 1) / 1000)
+
+    async def hit_all(self, limits: Sequence[Limit]) -> list[RateLimit]:
+        if not limits:
+            return []
+        args: list[int] = []
+        for _key, limit, window in limits:
+            args += [_check_limit(limit, window), limit]
+        keys = [self._k(RATE_PREFIX + key) for key, _limit, _window in limits]
+        flat = await self._hit_all(keys=keys, args=args)
+        results = []
+        for (_key, limit, _window), count, left_ms in zip(
+            limits, flat[0::2], flat[1::2], strict=False
+        ):
+            count = int(count)
+            if count <= limit:
+                results.append(RateLimit(True, limit - count, 0.0))
+            else:
+                results.append(RateLimit(False, 0, max(int(left_ms), 1) / 1000))
+        return results
 
     # -- lifecycle ----------------------------------------------------------------------
     async def ping(self) -> bool:

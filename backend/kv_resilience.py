@@ -10,15 +10,15 @@ operation                         while the store is unreachable
 values and counters               a per-worker in-process store (:class:`MemoryKeyValue`):
 (``get set delete exists ttl      reads of caches miss until this worker writes them; sign-in
 incr get_int``)                   and refusal counters count per worker
-rate limits (``hit``)             the per-worker store: each worker limits on its own, so with
+rate limits (``hit hit_all``)     the per-worker store: each worker limits on its own, so with
                                   W workers a caller gets at most W times the limit
 locks (``lock hold``)             the per-worker store: a lock excludes only within this
                                   worker. Everything the app guards with a lock is idempotent,
                                   and scheduled jobs are claimed in the database, not by locks
 ranking writes (``zadd zincrby    dropped, logged once per outage; the database holds every
-zrem``)                           vote and the ``crowdsource.reconcile`` job rewrites the sets
-ranking reads (``zscore ztop``)   raise :class:`KeyValueUnavailable` (a ``ConnectionError``):
-                                  callers count in the database instead
+zrem``, ``zpipeline``'s)          vote and the ``crowdsource.reconcile`` job rewrites the sets
+ranking reads (``zscore ztop``,   raise :class:`KeyValueUnavailable` (a ``ConnectionError``):
+``zpipeline`` with reads)         callers count in the database instead
 ``ping``                          always asks Redis (health reports the store as degraded)
 ================================  ======================================================
 
@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from redis.exceptions import (
@@ -53,7 +53,7 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from backend.kv import KeyValue, Lock, RateLimit, Value
+from backend.kv import Increment, KeyValue, Limit, Lock, RateLimit, Score, Value
 from backend.kv_memory import MemoryKeyValue
 
 __all__ = ["OUTAGE_ERRORS", "CircuitBreaker", "KeyValueUnavailable", "ResilientKeyValue"]
@@ -276,6 +276,17 @@ class ResilientKeyValue(KeyValue):
             lambda: self.primary.ztop(key, start, stop), self._unavailable("ztop")
         )
 
+    async def zpipeline(
+        self, increments: Sequence[Increment], reads: Sequence[Score] = ()
+    ) -> list[float | None]:
+        async def degraded() -> list[float | None]:
+            self.dropped_writes += len(increments)
+            if reads:
+                raise KeyValueUnavailable("key-value store unreachable (zscore)")
+            return []
+
+        return await self._call(lambda: self.primary.zpipeline(increments, reads), degraded)
+
     # -- locks: per worker while unreachable ----------------------------------------------------
     async def lock(self, name: str, ttl: float) -> Lock | None:
         async def in_primary() -> Lock | None:
@@ -299,6 +310,11 @@ class ResilientKeyValue(KeyValue):
         return await self._call(
             lambda: self.primary.hit(key, limit=limit, window=window),
             lambda: self.fallback.hit(key, limit=limit, window=window),
+        )
+
+    async def hit_all(self, limits: Sequence[Limit]) -> list[RateLimit]:
+        return await self._call(
+            lambda: self.primary.hit_all(limits), lambda: self.fallback.hit_all(limits)
         )
 
     # -- lifecycle ------------------------------------------------------------------------------

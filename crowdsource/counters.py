@@ -8,18 +8,20 @@ four sorted sets, member = pain point public id, score = votes:
 
 and a marker ``cs:<campaign>:built`` saying the sets were rebuilt from the database since the
 store was last emptied. A vote or withdrawal first makes sure the marker exists (rebuilding under
-a lock if not), then commits in the database, then adds ±1 to the sets. When the store is
-unreachable the vote still stands: the ±1 is dropped (``backend.kv_resilience``), counts are
-read from the database meanwhile, and the reconciliation job repairs the sets afterwards.
-:func:`rebuild` (the reconciliation job, and the first use after the store was emptied) writes
-the exact database counts back. A rebuild that races live
-votes can be off by the votes committed during it. The next reconciliation repairs that, so the
+a lock if not), then commits in the database, then adds ±1 to the sets: the votes of one batch
+(:mod:`crowdsource.ballots`) in one pipeline, which also reads back the counts they answer with.
+When the store is unreachable the vote still stands: the ±1 is dropped
+(``backend.kv_resilience``), counts are read from the database meanwhile, and the reconciliation
+job repairs the sets afterwards. :func:`rebuild` (the reconciliation job, and the first use after
+the store was emptied) writes the exact database counts back. A rebuild that races live votes can
+be off by the votes committed during it. The next reconciliation repairs that, so the
 counts equal the database's once reconciliation has run in a quiet moment.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 from redis.exceptions import RedisError
 from tortoise.functions import Count
@@ -107,12 +109,38 @@ async def ensure_built(*, ctx: AppContext, campaign: Campaign) -> None:
             )
 
 
+Move = tuple[Campaign, str, Audience, int]  # campaign, pain point public id, audience, amount
+
+
 async def bump(
-    *, ctx: AppContext, campaign: Campaign, pain_point: str, audience: Audience, amount: int
-) -> None:
-    """Add ``amount`` votes to a pain point's live counters."""
-    await ctx.kv.zincrby(total_key(campaign), pain_point, amount)
-    await ctx.kv.zincrby(audience_key(campaign, audience), pain_point, amount)
+    *, ctx: AppContext, moves: list[Move], items: dict[tuple[int, str], Campaign]
+) -> dict[tuple[int, str], dict[str, int]]:
+    """Add each move's votes to the live counters, then read the counts of ``items`` ((campaign
+    id, pain point public id) -> campaign): one round trip for a whole batch of votes."""
+    amounts: dict[tuple[str, str], int] = {}
+    for campaign, pain_point, audience, amount in moves:
+        for key in (total_key(campaign), audience_key(campaign, audience)):
+            amounts[(key, pain_point)] = amounts.get((key, pain_point), 0) + amount
+    increments = [(key, member, float(n)) for (key, member), n in amounts.items() if n]
+    reads = [
+        (key, pain_point)
+        for (_, pain_point), campaign in items.items()
+        for key in _count_keys(campaign)
+    ]
+    scores = iter(await ctx.kv.zpipeline(increments, reads))
+    return {item: _entry(scores) for item in items}
+
+
+def _count_keys(campaign: Campaign) -> list[str]:
+    """The keys of one item's counts, in the order :func:`_entry` reads them."""
+    return [total_key(campaign)] + [audience_key(campaign, a) for a in AUDIENCES]
+
+
+def _entry(scores: Iterator[float | None]) -> dict[str, int]:
+    entry = _empty()
+    for part in ("total", *(a.value for a in AUDIENCES)):
+        entry[part] = int(next(scores) or 0)
+    return entry
 
 
 async def read_all(*, ctx: AppContext, campaign: Campaign) -> Counts:
@@ -127,13 +155,9 @@ async def read_all(*, ctx: AppContext, campaign: Campaign) -> Counts:
 
 
 async def read_one(*, ctx: AppContext, campaign: Campaign, pain_point: str) -> dict[str, int]:
-    """Live counts of one pain point."""
-    entry = _empty()
-    entry["total"] = int(await ctx.kv.zscore(total_key(campaign), pain_point) or 0)
-    for audience in AUDIENCES:
-        score = await ctx.kv.zscore(audience_key(campaign, audience), pain_point)
-        entry[audience.value] = int(score or 0)
-    return entry
+    """Live counts of one pain point (one round trip)."""
+    reads = [(key, pain_point) for key in _count_keys(campaign)]
+    return _entry(iter(await ctx.kv.zpipeline([], reads)))
 
 
 async def database_by_pk(pain_point_pks: list[int]) -> dict[int, dict[str, int]]:

@@ -359,7 +359,7 @@ async def resolve_flag(
         if data.decision == "discard":
             voters = list(await Vote.filter(flag_id=flag.id).values_list("user_id", flat=True))
             removed = await Vote.filter(flag_id=flag.id).delete()
-            for user_pk in voters:
+            for user_pk in sorted(voters):  # the order a batch of votes locks tallies in
                 await Participant.filter(
                     campaign_id=campaign.id, user_id=user_pk, votes__gt=0
                 ).update(votes=F("votes") - 1)

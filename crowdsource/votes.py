@@ -1,26 +1,27 @@
 """One person, one vote: casting and withdrawing votes, and reconciling what was counted.
 
-A vote commits in the database (the UNIQUE pair and the person's budget in one transaction); the
-live counters in the key-value store follow after the commit (:mod:`crowdsource.counters`).
+A vote is checked here (rate limits, phase, the item, the audience), then recorded by the group
+commit of :mod:`crowdsource.ballots`: the UNIQUE pair and the person's budget, in one transaction
+shared with the other votes of the moment, answered only after it commits. The live counters in
+the key-value store follow after the commit (:mod:`crowdsource.counters`). A withdrawal is rare
+and commits on its own, under the same row locks.
 """
 
 from __future__ import annotations
 
 import logging
-from functools import partial
 
-from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.functions import Count
 
 from backend.access import Principal
 from backend.context import AppContext
-from backend.errors import AppError, Conflict, NotFound, RateLimited, Unprocessable
+from backend.errors import AppError, Conflict, Forbidden, NotFound, RateLimited, Unprocessable
 from backend.uow import unit_of_work
-from crowdsource import counters, integrity
+from crowdsource import ballots, counters, integrity
 from crowdsource.merging import fold_leftover_votes
 from crowdsource.models import Audience, Campaign, PainPoint, Participant, Phase, Status, Vote
-from crowdsource.pain_points import live_counts, user_pk
+from crowdsource.pain_points import user_pk
 from crowdsource.phases import require_phase
 from crowdsource.presenters import vote_out
 from crowdsource.schemas import VoteOut
@@ -34,18 +35,20 @@ async def _check_vote_rate(
     *, ctx: AppContext, campaign: Campaign, principal: Principal, client_ip: str
 ) -> None:
     secret = ctx.settings.origin_key
-    checks = (
+    limits = [
         (
             f"cs:vote:user:{campaign.public_id}:{principal.user_id}",
             campaign.votes_per_minute_person,
+            60.0,
         ),
         (
             f"cs:vote:ip:{campaign.public_id}:{integrity.ip_hash(secret, client_ip)}",
             campaign.votes_per_minute_ip,
+            60.0,
         ),
-    )
-    for key, per_minute in checks:
-        result = await ctx.kv.hit(key, limit=per_minute, window=60)
+    ]
+    # Both in one round trip, stopping at the first refusal (as one hit after the other would).
+    for result in await ctx.kv.hit_all(limits):
         if not result.allowed:
             raise RateLimited(
                 result.retry_after, "投票过于频繁，请稍后再试", code="vote_rate_limited"
@@ -70,27 +73,26 @@ async def _check_votable(item: PainPoint, campaign: Campaign) -> None:
         )
 
 
-async def _counted(
-    *, ctx: AppContext, item: PainPoint, campaign: Campaign, audience: Audience
-) -> VoteOut:
-    counts = await live_counts(ctx=ctx, item=item, campaign=campaign)
-    return vote_out(item, audience, counts)
+async def _bump_and_count(
+    *, ctx: AppContext, campaign: Campaign, item: PainPoint, audience: Audience, amount: int
+) -> dict[str, int]:
+    """Move the live counters after a commit and read the item's counts (the database's when
+    the store is unreachable: reconciliation repairs the sets afterwards)."""
+    try:
+        moved = await counters.bump(
+            ctx=ctx,
+            moves=[(campaign, item.public_id, audience, amount)],
+            items={(campaign.id, item.public_id): campaign},
+        )
+        return moved[(campaign.id, item.public_id)]
+    except counters.KV_ERRORS:
+        log.warning("vote counters unreachable, reconciliation will catch up")
+        return await counters.database_one(pain_point_pk=item.id)
 
 
 async def _ensure_built(*, ctx: AppContext, campaign: Campaign) -> None:
     try:
         await counters.ensure_built(ctx=ctx, campaign=campaign)
-    except counters.KV_ERRORS:
-        log.warning("vote counters unreachable, reconciliation will catch up")
-
-
-async def _bump(
-    *, ctx: AppContext, campaign: Campaign, item: PainPoint, audience: Audience, amount: int
-) -> None:
-    try:
-        await counters.bump(
-            ctx=ctx, campaign=campaign, pain_point=item.public_id, audience=audience, amount=amount
-        )
     except counters.KV_ERRORS:
         log.warning("vote counters unreachable, reconciliation will catch up")
 
@@ -130,43 +132,34 @@ async def _cast_vote(
     require_phase(campaign, now, Phase.VOTING, "投票")
     await _check_votable(item, campaign)
     audience = await voter_audience(principal, campaign)
-    voter_pk = await user_pk(principal)
     ip_hash, net_hash, device_hash = integrity.origin_hashes(
         ctx.settings.origin_key, client_ip, device_id
     )
-    # Before the vote commits: a rebuild after it would count it twice.
-    await _ensure_built(ctx=ctx, campaign=campaign)
-    try:
-        async with unit_of_work() as uow:
-            await Participant.bulk_create(
-                [Participant(campaign_id=campaign.id, user_id=voter_pk)], ignore_conflicts=True
-            )
-            # The UNIQUE (pain_point, user) constraint is the one-vote rule.
-            await Vote.create(
-                pain_point_id=item.id,
-                campaign_id=campaign.id,
-                user_id=voter_pk,
-                audience=audience,
-                created_at=now,
-                ip_hash=ip_hash,
-                net_hash=net_hash,
-                device_hash=device_hash,
-            )
-            # The budget: one conditional UPDATE of the person's row, serialised by the database.
-            tally = Participant.filter(campaign_id=campaign.id, user_id=voter_pk)
-            if campaign.vote_budget is not None:
-                tally = tally.filter(votes__lt=campaign.vote_budget)
-            if not await tally.update(votes=F("votes") + 1):
-                raise Unprocessable(
-                    f"每人在本活动最多投 {campaign.vote_budget} 票",
-                    code="vote_budget_exhausted",
-                )
-            uow.after_commit(
-                partial(_bump, ctx=ctx, campaign=campaign, item=item, audience=audience, amount=1)
-            )
-    except IntegrityError:
-        raise Conflict("你已为该痛点投过票", code="already_voted") from None
-    return await _counted(ctx=ctx, item=item, campaign=campaign, audience=audience)
+    ballot = ballots.Ballot(
+        campaign_id=campaign.id,
+        pain_point_id=item.id,
+        user_public_id=principal.user_id,
+        audience=audience,
+        created_at=now,
+        ip_hash=ip_hash,
+        net_hash=net_hash,
+        device_hash=device_hash,
+    )
+    counted = await ballots.submit(
+        ctx=ctx, campaign=campaign, item_public_id=item.public_id, ballot=ballot
+    )
+    if counted.outcome == ballots.ACCOUNT_DISABLED:  # the batch looked the voter up
+        raise Forbidden("账号不可用", code="account_disabled")
+    if counted.outcome == ballots.ALREADY_VOTED:
+        raise Conflict("你已为该痛点投过票", code="already_voted")
+    if counted.outcome == ballots.BUDGET_EXHAUSTED:
+        raise Unprocessable(
+            f"每人在本活动最多投 {campaign.vote_budget} 票", code="vote_budget_exhausted"
+        )
+    counts = counted.counts
+    if counts is None:  # the store could not tell
+        counts = await counters.database_one(pain_point_pk=item.id)
+    return vote_out(item, audience, counts)
 
 
 async def withdraw_vote(
@@ -184,16 +177,17 @@ async def withdraw_vote(
     if vote is None:
         raise NotFound("你没有为该痛点投票", code="vote_not_found")
     await _ensure_built(ctx=ctx, campaign=campaign)
-    async with unit_of_work() as uow:
+    async with unit_of_work():
+        # The vote's row first, then the tally's: the order a batch of votes locks them in.
         if not await Vote.filter(id=vote.id).delete():
             raise NotFound("你没有为该痛点投票", code="vote_not_found")
         await Participant.filter(campaign_id=campaign.id, user_id=voter_pk, votes__gt=0).update(
             votes=F("votes") - 1
         )
-        uow.after_commit(
-            partial(_bump, ctx=ctx, campaign=campaign, item=item, audience=vote.audience, amount=-1)
-        )
-    return await _counted(ctx=ctx, item=item, campaign=campaign, audience=vote.audience)
+    counts = await _bump_and_count(
+        ctx=ctx, campaign=campaign, item=item, audience=vote.audience, amount=-1
+    )
+    return vote_out(item, vote.audience, counts)
 
 
 # -- reconciliation and tallies ---------------------------------------------------------

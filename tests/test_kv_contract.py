@@ -351,6 +351,31 @@ async def test_rate_limit_zero_limit(kv: KeyValue) -> None:
     assert not result.allowed and 9 < result.retry_after <= 10
 
 
+async def test_hit_all_counts_in_order_and_stops_at_the_first_refusal(kv: KeyValue) -> None:
+    limits = [("person:1", 2, 10.0), ("ip:1", 3, 10.0)]
+    assert await kv.hit_all(limits) == [RateLimit(True, 1, 0.0), RateLimit(True, 2, 0.0)]
+    assert await kv.hit_all(limits) == [RateLimit(True, 0, 0.0), RateLimit(True, 1, 0.0)]
+    refused = await kv.hit_all(limits)
+    assert len(refused) == 1 and not refused[0].allowed and 9 < refused[0].retry_after <= 10
+    # The second limit was not counted for the refused call: as if hit() had stopped there.
+    assert await kv.hit("ip:1", limit=3, window=10) == RateLimit(True, 0, 0.0)
+    assert await kv.hit_all([]) == []
+    # Each limit keeps its own window, as single hits do.
+    assert (await kv.hit_all([("other", 1, 0.2)]))[0].allowed
+
+
+async def test_zpipeline_increments_then_reads(kv: KeyValue) -> None:
+    await kv.zadd("z", {"a": 1})
+    scores = await kv.zpipeline(
+        [("z", "a", 2), ("z", "b", 1), ("y", "a", -1), ("z", "a", 1)],
+        [("z", "a"), ("z", "b"), ("y", "a"), ("z", "missing"), ("nothing", "a")],
+    )
+    assert scores == [4.0, 1.0, -1.0, None, None]
+    assert await kv.zpipeline([("z", "b", 5)]) == []
+    assert await kv.zscore("z", "b") == 6.0
+    assert await kv.zpipeline([], []) == []
+
+
 # -- concurrency --------------------------------------------------------------------------
 
 
