@@ -209,7 +209,8 @@ class DatabaseBackend(SearchBackend):
             box = geo.bounding_box(centre, params.radius_m if final else radius)
             found = await self._points(params, box, inner)
             inner = box
-            pending.extend((geo.arc_m(centre, geo.Point(lat, lng)), pk) for pk, lat, lng in found)
+            arcs = geo.arcs_m(centre, [(lat, lng) for _, lat, lng in found])
+            pending.extend(zip(arcs, (pk for pk, _, _ in found), strict=True))
             pending.sort()
             outside = math.inf if final else geo.arc_floor_m(radius)
             start = bisect.bisect_left(pending, (reranker.skip_below, -1))
