@@ -32,6 +32,7 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 from tortoise.expressions import Q
+from tortoise.filters import escape_like
 
 from backend import geo
 from venues.documents import (
@@ -149,7 +150,8 @@ class SearchBackend(abc.ABC):
 
 
 class DatabaseBackend(SearchBackend):
-    """Bounding-box prefilter in SQL, arc pre-sort and exact re-ranking in Python."""
+    """Bounding-box prefilter in SQL (through the R*Tree on SQLite, the ``(lat, lng)`` B-tree on
+    PostgreSQL), arc pre-sort and exact re-ranking in Python."""
 
     # ``rank`` re-checks kind, accessibility and status on every row it reads, so a venue changed
     # between the two queries is judged on its current state.
@@ -160,6 +162,20 @@ class DatabaseBackend(SearchBackend):
         self, params: SearchParams, box: geo.Box, inner: geo.Box | None
     ) -> list[tuple[int, float, float]]:
         """(id, lat, lng) of the matching venues in ``box`` and not in ``inner``."""
+        client = Venue._meta.db
+        if client.capabilities.dialect == "sqlite":
+            sql, values = rtree_query(params, box)
+            _, rows = await client.execute_query(sql, values)
+            points = [(row[0], row[1], row[2]) for row in rows]
+        else:
+            points = await self._btree_points(params, box)
+        if inner is None:
+            return points
+        return [p for p in points if not inner.contains(geo.Point(p[1], p[2]))]
+
+    @staticmethod
+    async def _btree_points(params: SearchParams, box: geo.Box) -> list[tuple[int, float, float]]:
+        """The box on the ``(lat, lng)`` B-tree (PostgreSQL)."""
         query = Venue.filter(lat__gte=box.min_lat, lat__lte=box.max_lat).exclude(
             status=VenueStatus.REMOVED
         )
@@ -176,10 +192,7 @@ class DatabaseBackend(SearchBackend):
             query = query.filter(
                 Q(name__icontains=q) | Q(address__icontains=q) | Q(description__icontains=q)
             )
-        points = await query.values_list("id", "lat", "lng")
-        if inner is None:
-            return points
-        return [p for p in points if not inner.contains(geo.Point(p[1], p[2]))]
+        return await query.values_list("id", "lat", "lng")
 
     async def search(self, params: SearchParams) -> SearchResult:
         # Expanding boxes: the box of a small radius first, a wider one only while the page is
@@ -196,7 +209,8 @@ class DatabaseBackend(SearchBackend):
             box = geo.bounding_box(centre, params.radius_m if final else radius)
             found = await self._points(params, box, inner)
             inner = box
-            pending.extend((geo.arc_m(centre, geo.Point(lat, lng)), pk) for pk, lat, lng in found)
+            arcs = geo.arcs_m(centre, [(lat, lng) for _, lat, lng in found])
+            pending.extend(zip(arcs, (pk for pk, _, _ in found), strict=True))
             pending.sort()
             outside = math.inf if final else geo.arc_floor_m(radius)
             start = bisect.bisect_left(pending, (reranker.skip_below, -1))
@@ -234,6 +248,56 @@ class DatabaseBackend(SearchBackend):
                     reranker.offer(arc, partial(doc_from_row, rows[pk]))
             start = end
         return start
+
+
+# SQLite's R*Tree of venue points (venues/migrations/0005_venue_rtree.py): one degenerate box
+# per venue that is not removed, bounds stored as 32-bit floats rounded outwards. It only narrows
+# the rows; the exact conditions on the venue's own columns are the same as on the B-tree path
+# (and Tortoise's ``icontains`` for ``q``), so both paths select exactly the same venues.
+# CROSS JOIN keeps the R*Tree the outer loop: the planner may not switch to the (lat, lng) index.
+_RTREE_SELECT = (
+    'SELECT v."id", v."lat", v."lng" FROM "venues_venue_rtree" AS r CROSS JOIN "venues_venue" AS v'
+    ' WHERE v."id" = r.id AND r.max_lat >= ? AND r.min_lat <= ?'
+    ' AND v."lat" >= ? AND v."lat" <= ? AND v."status" <> ?'
+)
+_ICONTAINS = """UPPER(CAST(v."{}" AS VARCHAR)) LIKE UPPER(?) ESCAPE '\\'"""
+
+
+def rtree_query(params: SearchParams, box: geo.Box) -> tuple[str, list[Any]]:
+    """The SQL (and its values) selecting (id, lat, lng) of the matching venues in ``box``
+    through the R*Tree. A box across the antimeridian is two R*Tree ranges, one per side."""
+    extra = ""
+    extra_values: list[Any] = []
+    if params.kinds:
+        extra += f' AND v."kind" IN ({", ".join("?" * len(params.kinds))})'
+        extra_values += list(params.kinds)
+    if params.accessible:
+        extra += ' AND v."accessible" = ?'
+        extra_values.append(True)
+    if params.q:
+        pattern = f"%{escape_like(params.q)}%"
+        matches = (_ICONTAINS.format(column) for column in ("name", "address", "description"))
+        extra += f" AND ({' OR '.join(matches)})"
+        extra_values += [pattern] * 3
+    head = [box.min_lat, box.max_lat, box.min_lat, box.max_lat, VenueStatus.REMOVED.value]
+    if box.crosses_antimeridian:
+        sides = [
+            (' AND r.max_lng >= ? AND v."lng" >= ?', [box.min_lng, box.min_lng]),
+            (' AND r.min_lng <= ? AND v."lng" <= ?', [box.max_lng, box.max_lng]),
+        ]
+    else:
+        sides = [
+            (
+                ' AND r.max_lng >= ? AND r.min_lng <= ? AND v."lng" >= ? AND v."lng" <= ?',
+                [box.min_lng, box.max_lng, box.min_lng, box.max_lng],
+            )
+        ]
+    parts = []
+    values: list[Any] = []
+    for condition, side_values in sides:
+        parts.append(_RTREE_SELECT + condition + extra)
+        values += head + side_values + extra_values
+    return " UNION ALL ".join(parts), values
 
 
 def expanding_radii(params: SearchParams) -> list[float]:

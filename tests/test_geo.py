@@ -93,3 +93,13 @@ def test_pyproj_distance_equals_geopy_in_whole_metres():
         assert abs(geo.geodesic_m(a, b) - metres) < 1e-6
         assert geo.distance_m(a, b) == geo.whole_metres(metres)
     assert geo.distance_m(HEFEI, HEFEI) == 0
+
+
+def test_arcs_in_bulk_equal_arc_m_bit_for_bit():
+    rng = random.Random(11)
+    for _ in range(20):
+        centre = geo.Point(rng.uniform(-89, 89), rng.uniform(-180, 180))
+        coords = [(rng.uniform(-90, 90), rng.uniform(-180, 180)) for _ in range(200)]
+        coords += [(centre.lat + rng.uniform(-0.05, 0.05), centre.lng) for _ in range(50)]
+        coords.append((centre.lat, centre.lng))
+        assert geo.arcs_m(centre, coords) == [geo.arc_m(centre, geo.Point(*c)) for c in coords]

@@ -1,4 +1,5 @@
-"""Migrations: the index outbox moved from the ``search`` app to ``venues`` without losing rows."""
+"""Migrations: the index outbox moved from the ``search`` app to ``venues`` without losing rows;
+campaigns became pre-moderated; existing venues fill the R*Tree of venues 0005 (SQLite)."""
 
 from __future__ import annotations
 
@@ -90,3 +91,62 @@ def test_existing_campaigns_become_pre_moderated(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "smartcircle.sqlite3") as conn:
         rows = conn.execute('SELECT public_id, moderation FROM "crowdsource_campaign"').fetchall()
     assert rows == [("running-campaign", "pre")]
+
+
+# Venues as they were before migration venues 0005 (no R*Tree): two open, one removed.
+OLD_VENUES = """
+INSERT INTO "venues_venue" (
+    "public_id", "kind", "name", "address", "district", "street", "lat", "lng", "phone",
+    "description", "photos", "status", "closed_reason", "attributes", "accessible",
+    "created_at", "updated_at"
+) VALUES
+    ('near', 'public_toilet', '公厕甲', '', '', '', 31.8206, 117.2272, '', '', '[]', 'open', '',
+     '{}', 0, '2026-11-30 08:00:00', '2026-11-30 08:00:00'),
+    ('closed', 'public_toilet', '公厕乙', '', '', '', 31.8306, 117.2372, '', '', '[]',
+     'temporarily_closed', '维修', '{}', 0, '2026-11-30 08:00:00', '2026-11-30 08:00:00'),
+    ('gone', 'public_toilet', '公厕丙', '', '', '', 31.8106, 117.2172, '', '', '[]', 'removed',
+     '撤除', '{}', 0, '2026-11-30 08:00:00', '2026-11-30 08:00:00');
+"""
+
+
+def _rtree(conn: sqlite3.Connection) -> dict[str, tuple[float, float, float, float]]:
+    rows = conn.execute(
+        'SELECT v."public_id", r.min_lat, r.max_lat, r.min_lng, r.max_lng '
+        'FROM "venues_venue_rtree" AS r JOIN "venues_venue" AS v ON v."id" = r.id'
+    ).fetchall()
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_existing_venues_fill_the_rtree_and_later_writes_keep_it(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEST_DATABASE_URL")}
+    env.update(SMARTCIRCLE_PROFILE="embedded", SMARTCIRCLE_VAR_DIR=str(tmp_path))
+    before = subprocess.run(
+        [sys.executable, "-m", "tortoise", "-c", "server.orm.TORTOISE_ORM", "migrate"]
+        + ["venues", "0004_foreign_key_indexes"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert before.returncode == 0, before.stderr[-2000:]
+    path = tmp_path / "smartcircle.sqlite3"
+    with sqlite3.connect(path) as conn:
+        assert not conn.execute(
+            "SELECT name FROM sqlite_master WHERE name = 'venues_venue_rtree'"
+        ).fetchall()
+        conn.executescript(OLD_VENUES)
+    _migrate(tmp_path)
+    with sqlite3.connect(path) as conn:
+        index = _rtree(conn)
+        assert sorted(index) == ["closed", "near"]
+        min_lat, max_lat, min_lng, max_lng = index["near"]
+        assert min_lat <= 31.8206 <= max_lat and min_lng <= 117.2272 <= max_lng
+        # Raw writes after the migration: the triggers keep the index.
+        conn.execute('UPDATE "venues_venue" SET "status" = \'open\' WHERE "public_id" = \'gone\'')
+        conn.execute('UPDATE "venues_venue" SET "lat" = 40.0 WHERE "public_id" = \'near\'')
+        conn.execute('DELETE FROM "venues_venue" WHERE "public_id" = \'closed\'')
+        index = _rtree(conn)
+    assert sorted(index) == ["gone", "near"]
+    assert index["near"][0] <= 40.0 <= index["near"][1]
