@@ -33,7 +33,7 @@ from crowdsource.challenges.models import (
     Vendor,
     VendorStatus,
 )
-from crowdsource.models import Campaign, PainPoint, Status, Vote
+from crowdsource.models import Campaign, ModerationPolicy, PainPoint, Status, Vote
 from tests.console_helpers import console_login
 from tests.console_world import PASSWORD
 from tests.crowdsource_helpers import many_headers, submit
@@ -248,6 +248,7 @@ async def test_a_campaign_from_creation_to_awards_in_the_console(client, ctx, br
     assert campaign.closes_at == closes and campaign.voting_starts_at == voting
     assert sorted(campaign.audiences) == ["enterprise", "resident"]
     assert campaign.vote_budget == 3
+    assert campaign.moderation == ModerationPolicy.PRE  # the form's default, 先审后发
     shown = await curator.get(campaign_page)
     assert 'class="current" aria-current="step"><strong>筹备' in shown.text
     assert "已保存" in shown.text
@@ -275,6 +276,8 @@ async def test_a_campaign_from_creation_to_awards_in_the_console(client, ctx, br
         )
         ids[key] = made["id"]
     assert await PainPoint.filter(campaign_id=campaign.id, status=Status.SUBMITTED).count() == 5
+    public_list = f"/api/v1/campaigns/{campaign_id}/pain-points"
+    assert (await api.get(public_list)).json()["items"] == []  # nothing public before review
 
     # 3. Moderation in the console: valid, invalid with a reason, duplicate, merge.
     curator = await sign_in("chain_curator")
@@ -312,6 +315,8 @@ async def test_a_campaign_from_creation_to_awards_in_the_console(client, ctx, br
     assert spam.moderation_reason == "广告信息"
     again = await PainPoint.get(public_id=ids["parking_again"]).select_related("duplicate_of")
     assert again.duplicate_of is not None and again.duplicate_of.public_id == ids["parking"]
+    listed_now = {p["id"] for p in (await api.get(public_list)).json()["items"]}
+    assert listed_now == {ids["parking"], ids["lift"]}
 
     # 4. Voting: residents vote through the API; the dashboard shows the counts and the ranking.
     ctx.clock.set(voting + timedelta(minutes=5))

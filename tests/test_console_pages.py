@@ -15,6 +15,7 @@ from openpyxl import Workbook, load_workbook
 
 from admin_console.views.venues import preview
 from backend.clock import SHANGHAI
+from crowdsource.models import Campaign, ModerationPolicy
 from residents.identity import id_for, mask_id
 from residents.imports import cancel_running_imports
 from residents.models import AccessEvent, Resident
@@ -70,6 +71,34 @@ async def test_campaign_form_shows_the_apis_errors_next_to_the_fields(client, ap
     assert response.status_code == 400
     assert 'id="e-title"' in response.text and 'aria-invalid="true"' in response.text
     assert 'value="x"' in response.text  # what was typed stays
+
+
+async def test_the_campaign_form_sets_the_moderation_policy(client, app) -> None:
+    await seed()
+    await console_login(client, "c_curator")
+    token = await csrf_of(client)
+    form = {
+        "csrf_token": token,
+        "title": "先发后审的活动",
+        "collecting_starts_at": "2026-12-01T09:00",
+        "collecting_ends_at": "2026-12-10T09:00",
+        "voting_starts_at": "2026-12-10T09:00",
+        "voting_ends_at": "2026-12-20T09:00",
+        "closes_at": "2026-12-30T09:00",
+        "audiences": "resident",
+    }
+    new = await client.get("/console/campaigns/new")
+    assert 'name="moderation" value="pre" checked' in new.text  # the product's default
+    created = await client.post("/console/campaigns/", data=form | {"moderation": "post"})
+    assert created.status_code == 303, created.text[-800:]
+    campaign = await Campaign.get(title="先发后审的活动")
+    assert campaign.moderation == ModerationPolicy.POST
+    shown = await client.get(created.headers["location"])
+    assert 'name="moderation" value="post" checked' in shown.text
+    back = await client.post(created.headers["location"], data=form | {"moderation": "pre"})
+    assert back.status_code == 303, back.text[-800:]
+    await campaign.refresh_from_db()
+    assert campaign.moderation == ModerationPolicy.PRE
 
 
 async def test_an_export_runs_in_the_background_without_javascript(client, app) -> None:

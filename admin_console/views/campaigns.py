@@ -11,7 +11,7 @@ from admin_console.forms import build, local_moment, number, without_none
 from admin_console.pages import CURATORS, Page, page
 from backend.errors import ValidationFailed
 from crowdsource import campaigns
-from crowdsource.models import Audience
+from crowdsource.models import Audience, ModerationPolicy
 from crowdsource.presenters import campaign_out
 from crowdsource.schemas import CampaignCreate, CampaignOut, CampaignUpdate
 
@@ -28,6 +28,10 @@ LIMITS = (
     ("submission_cap", "每人最多提交条数"),
     ("report_threshold", "被举报多少次后隐藏待审"),
     ("vote_budget", "每人票数上限（空为不限）"),
+)
+MODERATION = (
+    (ModerationPolicy.PRE, "先审后发：审核有效后才公开、才能投票"),
+    (ModerationPolicy.POST, "先发后审：提交即公开，判定无效后撤下"),
 )
 AUDIENCES = (
     (Audience.RESIDENT, "居民"),
@@ -59,6 +63,7 @@ def _form_data(page: Page) -> dict[str, Any]:
         "title": form.get("title", ""),
         "description": form.get("description", ""),
         "audiences": page.form_list("audiences"),
+        "moderation": form.get("moderation") or None,
     }
     for name, _label in SCHEDULE:
         data[name] = local_moment(form.get(name, ""))
@@ -90,12 +95,18 @@ async def new(request: Request, page: Page) -> HTTPResponse:
         "audiences": [a.value for a, _ in AUDIENCES],
         "submission_cap": 5,
         "report_threshold": 5,
+        "moderation": ModerationPolicy.PRE.value,
     }
     return page.render("campaigns/form.html", values=values, errors={}, campaign=None, **_choices())
 
 
 def _choices() -> dict[str, Any]:
-    return {"schedule": SCHEDULE, "limits": LIMITS, "audience_choices": AUDIENCES}
+    return {
+        "schedule": SCHEDULE,
+        "limits": LIMITS,
+        "audience_choices": AUDIENCES,
+        "moderation_choices": MODERATION,
+    }
 
 
 @bp.post("/")
@@ -133,6 +144,7 @@ async def show(request: Request, page: Page, campaign_id: str) -> HTTPResponse:
     campaign = campaign_out(row, now)
     values = campaign.model_dump()
     values["audiences"] = [a.value for a in campaign.audiences]
+    values["moderation"] = campaign.moderation.value
     return page.render(
         "campaigns/form.html",
         campaign=campaign,
