@@ -34,6 +34,7 @@ from crowdsource.challenges.models import (
     VendorStatus,
 )
 from crowdsource.models import Campaign, ModerationPolicy, PainPoint, Status, Vote
+from crowdsource.schemas import DEFAULT_CATEGORIES
 from tests.console_helpers import console_login
 from tests.console_world import PASSWORD
 from tests.crowdsource_helpers import many_headers, submit
@@ -249,6 +250,7 @@ async def test_a_campaign_from_creation_to_awards_in_the_console(client, ctx, br
     assert sorted(campaign.audiences) == ["enterprise", "resident"]
     assert campaign.vote_budget == 3
     assert campaign.moderation == ModerationPolicy.PRE  # the form's default, 先审后发
+    assert [c["code"] for c in campaign.categories] == [c for c, _ in DEFAULT_CATEGORIES]
     shown = await curator.get(campaign_page)
     assert 'class="current" aria-current="step"><strong>筹备' in shown.text
     assert "已保存" in shown.text

@@ -73,7 +73,7 @@ async def test_campaign_form_shows_the_apis_errors_next_to_the_fields(client, ap
     assert 'value="x"' in response.text  # what was typed stays
 
 
-async def test_the_campaign_form_sets_the_moderation_policy(client, app) -> None:
+async def test_the_campaign_form_sets_moderation_and_categories(client, app) -> None:
     await seed()
     await console_login(client, "c_curator")
     token = await csrf_of(client)
@@ -89,12 +89,26 @@ async def test_the_campaign_form_sets_the_moderation_policy(client, app) -> None
     }
     new = await client.get("/console/campaigns/new")
     assert 'name="moderation" value="pre" checked' in new.text  # the product's default
-    created = await client.post("/console/campaigns/", data=form | {"moderation": "post"})
+    assert "transport 交通出行\nparking 停车\n" in new.text  # the default categories, editable
+    refused = await client.post(
+        "/console/campaigns/", data=form | {"categories": "parking 停车\n加装电梯"}
+    )
+    assert refused.status_code == 400
+    assert 'id="e-categories">第 2 行：' in refused.text  # the API's message, under the field
+    created = await client.post(
+        "/console/campaigns/",
+        data=form | {"moderation": "post", "categories": "parking 停车\nlift\u3000加装电梯"},
+    )
     assert created.status_code == 303, created.text[-800:]
     campaign = await Campaign.get(title="先发后审的活动")
     assert campaign.moderation == ModerationPolicy.POST
+    assert campaign.categories == [
+        {"code": "parking", "label": "停车"},
+        {"code": "lift", "label": "加装电梯"},
+    ]
     shown = await client.get(created.headers["location"])
     assert 'name="moderation" value="post" checked' in shown.text
+    assert "parking 停车\nlift 加装电梯</textarea>" in shown.text
     back = await client.post(created.headers["location"], data=form | {"moderation": "pre"})
     assert back.status_code == 303, back.text[-800:]
     await campaign.refresh_from_db()
