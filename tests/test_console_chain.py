@@ -10,6 +10,7 @@ is checked in the database or on the page that follows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
@@ -101,12 +102,29 @@ class _Forms(HTMLParser):
             self._form = None
 
 
-def form_on(html: str, action: str, *, nth: int = 0) -> dict:
+def _parse(html: str) -> list[dict]:
     parser = _Forms()
     parser.feed(html)
-    found = [f for f in parser.forms if f["action"] == action]
-    assert len(found) > nth, f"no form posting to {action} on the page"
-    return found[nth]
+    return parser.forms
+
+
+def csrf_in(html: str) -> str:
+    """The session's CSRF token, from any form of the page (or htmx's header settings)."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html) or re.search(
+        r'"X-CSRF-Token": ?"([^"]+)"', html
+    )
+    assert found, html[:500]
+    return found.group(1)
+
+
+def form_on(html: str, action: str, *, having: tuple[str, str] | None = None) -> dict:
+    found = [
+        f
+        for f in _parse(html)
+        if f["action"] == action and (having is None or having in f["fields"])
+    ]
+    assert found, f"no form posting to {action} on the page"
+    return found[0]
 
 
 def choices_of(html: str, action: str, name: str) -> list[str]:
@@ -120,13 +138,14 @@ async def post_form(
     action: str,
     *,
     button: tuple[str, str] | None = None,
-    nth: int = 0,
+    having: tuple[str, str] | None = None,
     **values: str | list[str],
 ) -> httpx.Response:
-    """Open ``page``, fill in its form for ``action`` and press ``button`` (which must exist)."""
+    """Open ``page``, fill in its form for ``action`` (the one ``having`` that field, if given)
+    and press ``button`` (which must exist)."""
     shown = await client.get(page)
     assert shown.status_code == 200, shown.text[-800:]
-    form = form_on(shown.text, action, nth=nth)
+    form = form_on(shown.text, action, having=having)
     data: dict[str, list[str]] = {}
     for name, value in form["fields"]:
         data.setdefault(name, []).append(value)
@@ -348,7 +367,7 @@ async def test_a_campaign_from_creation_to_awards_in_the_console(client, ctx, br
         curator,
         board_page,
         "/console/challenges/shortlist",
-        nth=1,  # the second valid pain point's "加入" (newest first: parking, then lift)
+        having=("pain_point", ids["parking"]),  # the row of the most voted pain point
         button=("action", "add"),
         note="票数最高",
     )
@@ -427,6 +446,17 @@ async def test_a_campaign_from_creation_to_awards_in_the_console(client, ctx, br
         vendor = await Vendor.get(uscc=credit_code(n))
         assert vendor.status == VendorStatus.PENDING
         vendors[username] = vendor.public_id
+        member = await sign_in(username)
+        proposal_page = f"/console/vendor/challenges/{challenge_id}"
+        proposal_fields = {
+            "title": f"{company}：夜间错峰共享停车",
+            "summary": "利用周边单位夜间空闲车位错峰共享",
+            "body": "方案正文：对接周边写字楼与学校的夜间空闲车位，小程序预约，按时计费。",
+        }
+        early = await post_form(
+            member, proposal_page, proposal_page, button=("action", "submit"), **proposal_fields
+        )
+        assert early.status_code == 422 and "企业通过审核后才能提交方案" in early.text
         verified = await post_form(
             admin,
             "/console/vendors?status=pending",
@@ -437,27 +467,33 @@ async def test_a_campaign_from_creation_to_awards_in_the_console(client, ctx, br
         await vendor.refresh_from_db()
         assert vendor.status == VendorStatus.VERIFIED
 
-        member = await sign_in(username)
         home = await member.get("/console/vendor")
         assert company in home.text and "老旧小区夜间停车智能调度" in home.text
-        proposal_page = f"/console/vendor/challenges/{challenge_id}"
         assert proposal_page in home.text
         sent = await post_form(
-            member,
-            proposal_page,
-            proposal_page,
-            button=("action", "submit"),
-            title=f"{company}：夜间错峰共享停车",
-            summary="利用周边单位夜间空闲车位错峰共享",
-            body="方案正文：对接周边写字楼与学校的夜间空闲车位，小程序预约，按时计费。",
+            member, proposal_page, proposal_page, button=("action", "submit"), **proposal_fields
         )
         followed(sent, proposal_page)
         proposal = await Proposal.get(vendor=vendor, challenge=challenge)
         assert proposal.status == ProposalStatus.SUBMITTED
     assert await Proposal.filter(challenge=challenge).count() == 2
 
-    # 7. After the deadline: a judge assigned, a conflict declared, scores, the award.
+    # 7. After the deadline: no more revisions; a judge assigned, a conflict declared, scores,
+    # the award.
     ctx.clock.set(deadline + timedelta(hours=1))
+    member = await sign_in("zhibo")
+    proposal_page = f"/console/vendor/challenges/{challenge_id}"
+    closed = await member.get(proposal_page)
+    assert "提交已截止" in closed.text
+    assert not [f for f in _parse(closed.text) if f["action"] == proposal_page]  # no form
+    # A form left open in a tab since before the deadline is refused by the service.
+    late = await member.post(
+        proposal_page,
+        data={"csrf_token": csrf_in(closed.text), "action": "submit", "title": "迟到的修改"}
+        | {"summary": "迟到", "body": "截止后提交的修改，应被拒绝。"},
+    )
+    assert late.status_code == 409 and "方案提交已截止" in late.text
+    assert not await Proposal.filter(title="迟到的修改").exists()
     curator = await sign_in("chain_curator")
     judging_page = f"/console/judging/{challenge_id}"
     shown = await curator.get(judging_page)
