@@ -15,6 +15,7 @@ from openpyxl import Workbook, load_workbook
 
 from admin_console.views.venues import preview
 from backend.clock import SHANGHAI
+from crowdsource.models import Campaign, ModerationPolicy
 from residents.identity import id_for, mask_id
 from residents.imports import cancel_running_imports
 from residents.models import AccessEvent, Resident
@@ -70,6 +71,48 @@ async def test_campaign_form_shows_the_apis_errors_next_to_the_fields(client, ap
     assert response.status_code == 400
     assert 'id="e-title"' in response.text and 'aria-invalid="true"' in response.text
     assert 'value="x"' in response.text  # what was typed stays
+
+
+async def test_the_campaign_form_sets_moderation_and_categories(client, app) -> None:
+    await seed()
+    await console_login(client, "c_curator")
+    token = await csrf_of(client)
+    form = {
+        "csrf_token": token,
+        "title": "先发后审的活动",
+        "collecting_starts_at": "2026-12-01T09:00",
+        "collecting_ends_at": "2026-12-10T09:00",
+        "voting_starts_at": "2026-12-10T09:00",
+        "voting_ends_at": "2026-12-20T09:00",
+        "closes_at": "2026-12-30T09:00",
+        "audiences": "resident",
+    }
+    new = await client.get("/console/campaigns/new")
+    assert 'name="moderation" value="pre" checked' in new.text  # the product's default
+    assert "transport 交通出行\nparking 停车\n" in new.text  # the default categories, editable
+    refused = await client.post(
+        "/console/campaigns/", data=form | {"categories": "parking 停车\n加装电梯"}
+    )
+    assert refused.status_code == 400
+    assert 'id="e-categories">第 2 行：' in refused.text  # the API's message, under the field
+    created = await client.post(
+        "/console/campaigns/",
+        data=form | {"moderation": "post", "categories": "parking 停车\nlift\u3000加装电梯"},
+    )
+    assert created.status_code == 303, created.text[-800:]
+    campaign = await Campaign.get(title="先发后审的活动")
+    assert campaign.moderation == ModerationPolicy.POST
+    assert campaign.categories == [
+        {"code": "parking", "label": "停车"},
+        {"code": "lift", "label": "加装电梯"},
+    ]
+    shown = await client.get(created.headers["location"])
+    assert 'name="moderation" value="post" checked' in shown.text
+    assert "parking 停车\nlift 加装电梯</textarea>" in shown.text
+    back = await client.post(created.headers["location"], data=form | {"moderation": "pre"})
+    assert back.status_code == 303, back.text[-800:]
+    await campaign.refresh_from_db()
+    assert campaign.moderation == ModerationPolicy.PRE
 
 
 async def test_an_export_runs_in_the_background_without_javascript(client, app) -> None:

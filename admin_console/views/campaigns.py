@@ -1,4 +1,5 @@
-"""Campaigns: list, create, edit phases and dates, invite audiences; the phase timeline."""
+"""Campaigns: list, create, edit phases and dates, audiences, categories and moderation
+policy; the phase timeline."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ from sanic.response import HTTPResponse
 
 from admin_console.forms import build, local_moment, number, without_none
 from admin_console.pages import CURATORS, Page, page
-from backend.errors import ValidationFailed
+from backend.errors import Conflict, ValidationFailed
 from crowdsource import campaigns
-from crowdsource.models import Audience
+from crowdsource.models import Audience, ModerationPolicy
 from crowdsource.presenters import campaign_out
-from crowdsource.schemas import CampaignCreate, CampaignOut, CampaignUpdate
+from crowdsource.schemas import (
+    DEFAULT_CATEGORIES,
+    CampaignCreate,
+    CampaignOut,
+    CampaignUpdate,
+    Category,
+)
 
 bp = Blueprint("console_campaigns", url_prefix="/console/campaigns")
 
@@ -28,6 +35,10 @@ LIMITS = (
     ("submission_cap", "每人最多提交条数"),
     ("report_threshold", "被举报多少次后隐藏待审"),
     ("vote_budget", "每人票数上限（空为不限）"),
+)
+MODERATION = (
+    (ModerationPolicy.PRE, "先审后发：审核有效后才公开、才能投票"),
+    (ModerationPolicy.POST, "先发后审：提交即公开，判定无效后撤下"),
 )
 AUDIENCES = (
     (Audience.RESIDENT, "居民"),
@@ -53,12 +64,38 @@ def timeline(campaign: CampaignOut) -> list[dict[str, Any]]:
     ]
 
 
+def _categories(text: str) -> list[dict[str, str]] | None:
+    """One category per line, code then label ("parking 停车"); none: defaults / unchanged."""
+    rows = []
+    for line in text.splitlines():
+        parts = line.split(maxsplit=1)  # any whitespace, the full-width space too
+        if parts:
+            rows.append({"code": parts[0], "label": parts[1] if len(parts) > 1 else ""})
+    return rows or None
+
+
+def categories_text(categories: list[Any]) -> str:
+    return "\n".join(f"{c.code} {c.label}" for c in categories)
+
+
+def _field_errors(errors: dict[str, str]) -> dict[str, str]:
+    """A category's error ("categories.2.label") shown under the field, with its line."""
+    found = dict(errors)
+    for key in [k for k in errors if k.startswith("categories.")]:
+        where = key.split(".")
+        line = f"第 {int(where[1]) + 1} 行：" if len(where) > 1 and where[1].isdigit() else ""
+        found.setdefault("categories", line + found.pop(key))
+    return found
+
+
 def _form_data(page: Page) -> dict[str, Any]:
     form = page.form
     data: dict[str, Any] = {
         "title": form.get("title", ""),
         "description": form.get("description", ""),
         "audiences": page.form_list("audiences"),
+        "moderation": form.get("moderation") or None,
+        "categories": _categories(form.get("categories", "")),
     }
     for name, _label in SCHEDULE:
         data[name] = local_moment(form.get(name, ""))
@@ -90,12 +127,19 @@ async def new(request: Request, page: Page) -> HTTPResponse:
         "audiences": [a.value for a, _ in AUDIENCES],
         "submission_cap": 5,
         "report_threshold": 5,
+        "moderation": ModerationPolicy.PRE.value,
+        "categories": categories_text([Category(code=c, label=n) for c, n in DEFAULT_CATEGORIES]),
     }
     return page.render("campaigns/form.html", values=values, errors={}, campaign=None, **_choices())
 
 
 def _choices() -> dict[str, Any]:
-    return {"schedule": SCHEDULE, "limits": LIMITS, "audience_choices": AUDIENCES}
+    return {
+        "schedule": SCHEDULE,
+        "limits": LIMITS,
+        "audience_choices": AUDIENCES,
+        "moderation_choices": MODERATION,
+    }
 
 
 @bp.post("/")
@@ -105,11 +149,12 @@ async def create(request: Request, page: Page) -> HTTPResponse:
     if data.get("vote_budget") is None:
         data.pop("vote_budget", None)
     body, errors = build(CampaignCreate, data)
+    errors = _field_errors(errors)
     if body is not None:
         try:
             created = await campaigns.create_campaign(ctx=page.ctx, actor=page.user, data=body)
         except ValidationFailed as exc:
-            errors = dict(exc.fields) or {"title": exc.message}
+            errors = _field_errors(dict(exc.fields)) or {"title": exc.message}
         else:
             return await page.redirect(
                 f"/console/campaigns/{created.public_id}",
@@ -133,6 +178,8 @@ async def show(request: Request, page: Page, campaign_id: str) -> HTTPResponse:
     campaign = campaign_out(row, now)
     values = campaign.model_dump()
     values["audiences"] = [a.value for a in campaign.audiences]
+    values["moderation"] = campaign.moderation.value
+    values["categories"] = categories_text(campaign.categories)
     return page.render(
         "campaigns/form.html",
         campaign=campaign,
@@ -154,13 +201,18 @@ async def update(request: Request, page: Page, campaign_id: str) -> HTTPResponse
     body, errors = build(
         CampaignUpdate, {k: v for k, v in data.items() if v is not None or k == "vote_budget"}
     )
+    errors = _field_errors(errors)
     if body is not None:
         try:
             await campaigns.update_campaign(
                 ctx=page.ctx, actor=page.user, public_id=campaign_id, data=body
             )
         except ValidationFailed as exc:
-            errors = dict(exc.fields) or {"title": exc.message}
+            errors = _field_errors(dict(exc.fields)) or {"title": exc.message}
+        except Conflict as exc:  # a category still used by pain points: named under the field
+            errors = {k: f"{exc.message}：{v}" for k, v in exc.fields.items()}
+            if not errors:
+                raise
         else:
             return await page.redirect(f"/console/campaigns/{campaign_id}", flash="已保存")
     campaign = campaign_out(row, now)
