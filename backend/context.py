@@ -20,6 +20,8 @@ from backend.clock import Clock
 from backend.config import Settings
 from backend.elastic import Elastic
 from backend.kv import KeyValue
+from backend.kv_redis import RedisKeyValue, create_kv
+from backend.kv_resilience import ResilientKeyValue
 
 T = TypeVar("T")
 
@@ -79,18 +81,11 @@ def build_context(settings: Settings, *, clock: Clock | None = None) -> AppConte
     Redis is wrapped in :class:`~backend.kv_resilience.ResilientKeyValue`: when it is
     unreachable each kind of operation degrades as that module describes, and requests go on.
     """
-    from backend.kv_memory import MemoryKeyValue
-    from backend.kv_redis import RedisKeyValue
-    from backend.kv_resilience import ResilientKeyValue
-
-    kv: KeyValue
-    if settings.redis_url:
-        redis = RedisKeyValue.from_url(
-            settings.redis_url, prefix=settings.kv_prefix, socket_timeout=settings.kv_timeout
-        )
-        kv = ResilientKeyValue(redis, retry_after=settings.kv_retry_seconds)
-    else:
-        kv = MemoryKeyValue(prefix=settings.kv_prefix)
+    kv = create_kv(
+        settings.redis_url, prefix=settings.kv_prefix, socket_timeout=settings.kv_timeout
+    )
+    if isinstance(kv, RedisKeyValue):
+        kv = ResilientKeyValue(kv, retry_after=settings.kv_retry_seconds)
     clock = clock or Clock()
     http = httpx.AsyncClient(timeout=settings.wechat_timeout)
     wechat = WeChatClient(

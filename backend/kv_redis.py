@@ -305,12 +305,16 @@ class RedisKeyValue(KeyValue):
         return deleted
 
 
-def create_kv(redis_url: str | None, *, prefix: str = "sc:") -> KeyValue:
+def create_kv(
+    redis_url: str | None, *, prefix: str = "sc:", socket_timeout: float | None = None
+) -> KeyValue:
     """Redis-backed store when ``redis_url`` is given, otherwise the in-process one.
 
     The app wraps the Redis store in ``backend.kv_resilience.ResilientKeyValue``
     (``backend.context.build_context``); this factory gives the bare store.
     """
     if redis_url:
-        return RedisKeyValue.from_url(redis_url, prefix=prefix)
+        if socket_timeout is None:
+            return RedisKeyValue.from_url(redis_url, prefix=prefix)
+        return RedisKeyValue.from_url(redis_url, prefix=prefix, socket_timeout=socket_timeout)
     return MemoryKeyValue(prefix=prefix)
