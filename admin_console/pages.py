@@ -52,6 +52,7 @@ NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("企业", "/console/vendors", ADMIN),
     ("账号与密钥", "/console/admin/users", ADMIN),
     ("Open311 客户端", "/console/admin/open311", ADMIN),
+    ("搜索索引", "/console/admin/search-index", ADMIN),
     ("场所", "/console/venues", VENUE_STAFF),
     ("我的企业", "/console/vendor", VENDORS),
     ("居民信息", "/console/residents", STREET),

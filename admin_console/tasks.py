@@ -38,7 +38,7 @@ class TaskState:
 
 
 Report = Callable[[int, str], Awaitable[None]]
-Work = Callable[[Report], Awaitable[tuple[bytes, str, str]]]
+Work = Callable[[Report], Awaitable[tuple[bytes, str, str] | None]]
 
 
 def _key(task_id: str) -> str:
@@ -76,12 +76,14 @@ async def start(ctx: AppContext, *, owner: str, label: str, work: Work) -> TaskS
 
     async def run() -> None:
         try:
-            body, filename, content_type = await work(report)
-            await ctx.kv.set(
-                _key(state.id) + ":file", base64.b64encode(body).decode(), ttl=KEEP_SECONDS
-            )
-            state.state, state.percent, state.step = "done", 100, "完成"
-            state.filename, state.content_type = filename, content_type
+            outcome = await work(report)
+            state.state, state.percent = "done", 100
+            if outcome is not None:  # a file to download; otherwise the last step says it all
+                body, filename, content_type = outcome
+                await ctx.kv.set(
+                    _key(state.id) + ":file", base64.b64encode(body).decode(), ttl=KEEP_SECONDS
+                )
+                state.step, state.filename, state.content_type = "完成", filename, content_type
         except Exception as exc:  # reported to the user, logged with its traceback
             log.exception("console task failed", extra={"task": state.label})
             state.state, state.step = "failed", "失败"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
@@ -156,8 +157,13 @@ async def drain(ctx: AppContext, *, refresh: bool = False, batch: int = DRAIN_BA
     return applied
 
 
-async def reindex(ctx: AppContext, *, wait: float = 60.0) -> str:
-    """Build a fresh index from the database, swap the alias to it, drop the old ones."""
+Progress = Callable[[int, int], Awaitable[None]]
+
+
+async def reindex(ctx: AppContext, *, wait: float = 60.0, progress: Progress | None = None) -> str:
+    """Build a fresh index from the database, swap the alias to it, drop the old ones.
+
+    ``progress(done, total)`` is awaited after each batch (the console shows it)."""
     client = _client(ctx)
     if client is None:
         raise RuntimeError("reindex needs Elasticsearch (services profile)")
@@ -165,6 +171,7 @@ async def reindex(ctx: AppContext, *, wait: float = 60.0) -> str:
     alias = alias_name(settings)
     async with ctx.kv.hold(LOCK, ttl=LOCK_TTL, wait=wait) as lock:
         name = await _create_index(client, settings)
+        total = await Venue.exclude(status=VenueStatus.REMOVED).count()
         last_id = 0
         count = 0
         while True:
@@ -181,6 +188,8 @@ async def reindex(ctx: AppContext, *, wait: float = 60.0) -> str:
             last_id = venues[-1].id
             count += len(venues)
             await lock.extend(LOCK_TTL)
+            if progress is not None:
+                await progress(count, max(total, count))
         await client.indices.refresh(index=name)
         old = await _indices_behind(client, alias)
         actions: list[dict[str, Any]] = [{"remove": {"index": i, "alias": alias}} for i in old]

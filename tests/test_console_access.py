@@ -3,15 +3,18 @@ app enforces it (table-driven, every role); sign-in, CSRF, idle timeout, lockout
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from admin_console import session as sessions
+from admin_console import tasks
 from admin_console.pages import PAGE_ATTR
 from backend.models import Role, User, new_public_id
 from residents.settings import key_ring
+from tests.conftest import PROFILE
 from tests.console_helpers import console_login, csrf_of
 from tests.console_world import OTHER_STREET_USER, USERNAMES, World, seed
 
@@ -263,6 +266,15 @@ PAGES: list[tuple[str, str, str, set[Role], set[Role], int]] = [
         404,
     ),
     ("GET", "console/admin/open311", "/console/admin/open311", ADMIN, ADMIN, 200),
+    ("GET", "console/admin/search-index", "/console/admin/search-index", ADMIN, ADMIN, 200),
+    (
+        "POST",
+        "console/admin/search-index/rebuild",
+        "/console/admin/search-index/rebuild",
+        ADMIN,
+        ADMIN,
+        200 if PROFILE == "services" else 409,  # no Elasticsearch in the embedded profile
+    ),
     ("POST", "console/admin/open311", "/console/admin/open311", ADMIN, ADMIN, 400),
     (
         "POST",
@@ -587,6 +599,7 @@ async def test_page_roles(client, clients, world, method, route, path, read, wri
             assert "无权访问" in response.text
         if method == "POST" and route == "console/logout" and role in allowed:
             clients[role] = (http, "")  # signed out
+    await asyncio.gather(*list(tasks._RUNNING))  # long operations started here end here
 
 
 async def test_sign_in_sets_a_safe_cookie_and_pages_a_strict_policy(client, world) -> None:

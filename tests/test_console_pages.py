@@ -13,6 +13,7 @@ from datetime import date, datetime
 import pytest
 from openpyxl import Workbook, load_workbook
 
+from admin_console import tasks
 from admin_console.views.venues import preview
 from backend.clock import SHANGHAI
 from crowdsource.models import Campaign, ModerationPolicy
@@ -20,6 +21,8 @@ from residents.identity import id_for, mask_id
 from residents.imports import cancel_running_imports
 from residents.models import AccessEvent, Resident
 from residents.settings import key_ring
+from search import index
+from tests.conftest import PROFILE
 from tests.console_helpers import console_login, csrf_of
 from tests.console_world import seed
 from venues.models import Venue
@@ -404,3 +407,32 @@ async def test_the_bureau_creates_a_venue_with_the_apis_rules(client, app) -> No
     client.cookies.clear()
     await console_login(client, "c_operator")
     assert (await client.get("/console/venues/new")).status_code == 403
+
+
+async def test_the_admin_rebuilds_the_search_index_as_a_long_operation(client, ctx) -> None:
+    await seed()
+    await console_login(client, "c_admin")
+    page = await client.get("/console/admin/search-index")
+    assert page.status_code == 200
+    token = await csrf_of(client)
+    started = await client.post(
+        "/console/admin/search-index/rebuild",
+        data={"csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    if PROFILE != "services":
+        assert "无需重建索引" in page.text and "重建索引</button>" not in page.text
+        assert started.status_code == 409 and "没有 Elasticsearch" in started.text
+        return
+    assert started.status_code == 200, started.text
+    task_id = re.search(r'id="task-([A-Za-z0-9_-]+)"', started.text).group(1)
+    await asyncio.gather(*list(tasks._RUNNING))
+    done = await client.get(f"/console/tasks/{task_id}", headers={"HX-Request": "true"})
+    assert "已切换到新索引" in done.text and "下载" not in done.text, done.text
+    alias = index.alias_name(ctx.settings)
+    behind = await ctx.elastic.client.indices.get_alias(name=alias)
+    name = done.text.split("已切换到新索引 ")[1].split("<")[0].strip()
+    assert list(behind.body) == [name]
+    await ctx.elastic.client.indices.refresh(index=name)
+    counted = await ctx.elastic.client.count(index=alias)
+    assert counted.body["count"] == await Venue.exclude(status="removed").count() > 0

@@ -1,4 +1,5 @@
-"""Progress and download of long operations, and the ones the console starts (exports, PDF)."""
+"""Progress and download of long operations, and the ones the console starts (exports, PDF,
+rebuilding the venue search index)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, raw
 
 from admin_console import tasks
-from admin_console.pages import CONSOLE_ROLES, CURATORS, Page, page
-from backend.errors import NotFound
+from admin_console.pages import ADMIN, CONSOLE_ROLES, CURATORS, Page, page
+from backend.errors import Conflict, NotFound
 from crowdsource import exports
 from crowdsource.challenges import booklet, curation
+from search import index
 
 bp = Blueprint("console_tasks", url_prefix="/console")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -117,3 +119,38 @@ async def booklet_preview(request: Request, page: Page, campaign_id: str) -> HTT
             "Cache-Control": "no-store",
         },
     )
+
+
+@bp.get("/admin/search-index")
+@page(read=ADMIN, write=ADMIN)
+async def search_index_page(request: Request, page: Page) -> HTTPResponse:
+    """The venue search index: rebuild it from the database (services profile only)."""
+    return page.render(
+        "admin/search_index.html",
+        available=page.ctx.elastic is not None,
+        alias=index.alias_name(page.ctx.settings),
+    )
+
+
+@bp.post("/admin/search-index/rebuild")
+@page(read=ADMIN, write=ADMIN)
+async def rebuild_search_index(request: Request, page: Page) -> HTTPResponse:
+    """Rebuild the venue index in the background (``search.index.reindex``, as the CLI does)."""
+    ctx = page.ctx
+    if ctx.elastic is None:
+        raise Conflict(
+            "当前配置没有 Elasticsearch：场所搜索直接查询数据库，无需重建索引",
+            code="search_index_unavailable",
+        )
+
+    async def work(report: tasks.Report) -> None:
+        await report(2, "新建索引")
+
+        async def progress(done: int, total: int) -> None:
+            await report(2 + 95 * done // max(total, 1), f"已写入 {done} / {total} 个场所")
+
+        name = await index.reindex(ctx, progress=progress)
+        await report(100, f"已切换到新索引 {name}")
+
+    state = await tasks.start(ctx, owner=page.user.user_id, label="重建场所搜索索引", work=work)
+    return _shown(page, state)
