@@ -10,11 +10,15 @@ import pytest
 from pypdf import PdfReader
 from stdnum.cn import uscc
 
+from backend.access import Principal
+from backend.errors import ValidationFailed
 from backend.models import AuditEntry, Notification, Role, User
+from crowdsource.challenges import judging
 from crowdsource.challenges.judging import weighted_total
 from crowdsource.challenges.models import (
     Challenge,
     Proposal,
+    ProposalStatus,
     ProposalVersion,
     Vendor,
     VendorMember,
@@ -932,3 +936,18 @@ def test_submissions_are_closed_by_a_scheduled_job(app):
     jobs = app.ctx.jobs
     assert "challenges.close_submissions" in jobs.specs
     assert jobs.specs["challenges.close_submissions"].seconds <= 60
+
+
+async def test_a_decline_needs_feedback_whoever_asks(ctx):
+    """The rule lives in ``judging.decide``: the API and the console both reach it."""
+    curator = await make_user(Role.CURATOR)
+    for blank in ("", "   "):
+        with pytest.raises(ValidationFailed) as refused:
+            await judging.decide(
+                ctx=ctx,
+                actor=Principal(user_id=curator.public_id, role=Role.CURATOR),
+                public_id="nope",
+                outcome=ProposalStatus.DECLINED,
+                feedback=blank,
+            )
+        assert "feedback" in refused.value.fields

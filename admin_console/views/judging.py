@@ -169,8 +169,6 @@ async def decide(request: Request, page: Page, proposal_id: str) -> HTTPResponse
     feedback = page.form.get("feedback", "")[:3000]
     if outcome is None:
         raise ValidationFailed(fields={"outcome": "未知的决定"})
-    if outcome is ProposalStatus.DECLINED and not feedback:
-        raise ValidationFailed("不予通过须给企业反馈", fields={"feedback": "必填"})
     decided = await judging.decide(
         ctx=page.ctx, actor=page.user, public_id=proposal_id, outcome=outcome, feedback=feedback
     )

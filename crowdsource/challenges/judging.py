@@ -189,6 +189,9 @@ async def decide(
     *, ctx: AppContext, actor: Principal, public_id: str, outcome: ProposalStatus, feedback: str
 ) -> Proposal:
     """Shortlist, award (优秀解决方案) or decline with feedback to the vendor."""
+    feedback = feedback.strip()
+    if outcome is ProposalStatus.DECLINED and not feedback:
+        raise ValidationFailed("不予通过须给企业反馈", fields={"feedback": "必填"})
     proposal = await get_readable(public_id, actor)
     if actor.role != Role.CURATOR:
         raise Forbidden()
