@@ -3,7 +3,10 @@
 Options (or environment): ``--profile embedded|services`` (``SMARTCIRCLE_PROFILE``), ``--full``
 (``BENCH_FULL=1``: 100,000 venues, 1,000,000 holdings), ``--workers N`` (``SMARTCIRCLE_WORKERS``;
 the embedded profile runs one), ``--seconds S`` (``BENCH_SECONDS``: per scenario and connection
-count), ``--levels 1,16,64`` and ``--no-docs`` (leave ``docs/benchmarks.md`` alone).
+count), ``--levels 1,16,64``, ``--no-docs`` (leave ``docs/benchmarks.md`` alone) and
+``--only SCENARIO[,SCENARIO]`` (measure only those, with the ceilings they are compared with; a
+partial run never writes the docs). Scenarios: noop, signed_in, me, venue_search, es_direct,
+book_search, votes, pg_insert, ranking, booking_race.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--levels", default=",".join(map(str, LEVELS)))
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--only", default=env.get("BENCH_ONLY") or None)
     args = parser.parse_args(argv)
     config = make_config(
         profile=args.profile,
@@ -39,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         levels=tuple(int(x) for x in args.levels.split(",")),
         docs=not args.no_docs,
+        only=args.only,
     )
     return run(config)
 

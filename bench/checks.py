@@ -58,3 +58,11 @@ async def booking(plan: Plan, raw: dict[str, Any]) -> dict[str, Any]:
         and unanswered == 0
         and refused == {"409 slot_taken": answered - 1},
     }
+
+
+def exact(results: dict[str, Any]) -> bool:
+    """Whether every exactness check of the run held (a check that did not run holds)."""
+    return bool(
+        results.get("votes", {}).get("equal", True)
+        and results.get("booking_race", {}).get("exactly_one", True)
+    )

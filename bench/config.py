@@ -21,6 +21,19 @@ KV_PREFIX = "bench:"
 ES_PREFIX = "bench"
 JWT_SECRET = "bench-only-secret-not-for-production-0123456789"  # noqa: S105 - bench data only
 SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "ELASTICSEARCH_URL", "TEST_DATABASE_URL")
+# Every scenario a run can measure, in the order it runs them (``--only`` picks some).
+SCENARIOS = (
+    "noop",
+    "signed_in",
+    "me",
+    "venue_search",
+    "es_direct",
+    "book_search",
+    "votes",
+    "pg_insert",
+    "ranking",
+    "booking_race",
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,15 @@ class BenchConfig:
     database_url: str
     redis_url: str
     elasticsearch_url: str
+    only: frozenset[str] = frozenset(SCENARIOS)
+
+    def runs(self, scenario: str) -> bool:
+        """Whether this run measures ``scenario`` (every one unless ``--only`` chose)."""
+        return scenario in self.only
+
+    @property
+    def partial(self) -> bool:
+        return self.only != frozenset(SCENARIOS)
 
     @property
     def variant(self) -> str:
@@ -84,6 +106,24 @@ def bench_database_url(url: str, name: str = BENCH_DATABASE) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+def select(only: str | None) -> frozenset[str]:
+    """The scenarios ``--only a,b`` names, with the ceilings they are compared with."""
+    from bench.ceilings import CEILING_OF, CEILING_SCENARIO  # noqa: PLC0415 - bench.wrk imports us
+
+    if not only:
+        return frozenset(SCENARIOS)
+    chosen = {name.strip() for name in only.split(",") if name.strip()}
+    unknown = sorted(chosen - set(SCENARIOS))
+    if unknown or not chosen:
+        raise SystemExit(
+            f"--only: unknown scenario(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(SCENARIOS)}"
+        )
+    for name in list(chosen):
+        chosen.update(CEILING_SCENARIO[c] for c in CEILING_OF.get(name, ()))
+    return frozenset(chosen)
+
+
 def make_config(
     *,
     profile: str,
@@ -92,6 +132,7 @@ def make_config(
     workers: int | None = None,
     levels: tuple[int, ...] = LEVELS,
     docs: bool = True,
+    only: str | None = None,
 ) -> BenchConfig:
     env = os.environ
     if workers is None:
@@ -120,8 +161,10 @@ def make_config(
         levels=levels,
         workers=workers,
         out_dir=REPO / "var" / "bench",
-        docs=REPO / "docs" / "benchmarks.md" if docs else None,
+        # A partial run never replaces the run recorded in the docs.
+        docs=REPO / "docs" / "benchmarks.md" if docs and not only else None,
         database_url=database_url,
         redis_url=redis_url,
         elasticsearch_url=elasticsearch_url,
+        only=select(only),
     )

@@ -62,6 +62,7 @@ def write(
         "workers": config.workers,
         "seconds_per_level": config.seconds,
         "levels": list(config.levels),
+        "only": sorted(config.only) if config.partial else None,
         "started": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(began)),
         "wall_s": round(time.time() - began),
         "machine": machine_before | {"load_average_after": machine()["load_average"]},
@@ -139,21 +140,31 @@ def render(result: dict[str, Any]) -> str:
 
 
 def _checks(checks: dict[str, Any]) -> list[str]:
-    v, b = checks["votes"], checks["booking_race"]
+    lines = []
+    if "votes" in checks:
+        lines.append(_votes_line(checks["votes"]))
+    if "booking_race" in checks:
+        b = checks["booking_race"]
+        lines.append(
+            f"- Booking race: {b['racers']} residents, {b['created']} booking(s) created, "
+            f"{b['bookings_in_database']} in the database, {b['unanswered']} unanswered, refused: "
+            f"{', '.join(f'{k}: {n}' for k, n in b['refused'].items()) or 'none'} — "
+            f"**{'exactly one' if b['exactly_one'] else 'NOT exactly one'}**."
+        )
+    return lines
+
+
+def _votes_line(v: dict[str, Any]) -> str:
     live = f"{v['live_counter_api']:,} on the live counter (API)"
     if "live_counter_redis" in v:
         live += f", {v['live_counter_redis']:,} in the Redis sorted sets"
     refused = ", ".join(f"{k}: {n}" for k, n in v["refused"].items()) or "none"
     if v["ran_out_of_voters"]:
         refused += " (the distinct (person, item) pairs ran out before the time was up)"
-    return [
+    return (
         f"- Votes: {v['accepted_responses']:,} accepted (201), {v['database_count']:,} in the "
-        f"database, {live} — **{'equal' if v['equal'] else 'NOT EQUAL'}**; refused: {refused}.",
-        f"- Booking race: {b['racers']} residents, {b['created']} booking(s) created, "
-        f"{b['bookings_in_database']} in the database, {b['unanswered']} unanswered, refused: "
-        f"{', '.join(f'{k}: {n}' for k, n in b['refused'].items()) or 'none'} — "
-        f"**{'exactly one' if b['exactly_one'] else 'NOT exactly one'}**.",
-    ]
+        f"database, {live} — **{'equal' if v['equal'] else 'NOT EQUAL'}**; refused: {refused}."
+    )
 
 
 def update_docs(path: Path, section: str, markdown: str) -> None:

@@ -1,0 +1,46 @@
+"""The bench's own options: ``--only`` picks scenarios with their ceilings, never the docs."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import checks, report
+from bench.config import SCENARIOS, make_config, select
+
+
+def test_only_adds_the_ceilings_a_scenario_is_compared_with() -> None:
+    assert select("venue_search") == {"venue_search", "noop", "es_direct"}
+    assert select("votes,booking_race") == {"votes", "pg_insert", "booking_race"}
+    assert select(None) == frozenset(SCENARIOS)
+
+
+def test_only_refuses_an_unknown_scenario() -> None:
+    with pytest.raises(SystemExit, match="venue_serch"):
+        select("venue_serch")
+    with pytest.raises(SystemExit):
+        select(" , ")
+
+
+def test_a_partial_run_never_writes_the_docs() -> None:
+    partial = make_config(profile="embedded", full=False, only="booking_race")
+    assert partial.docs is None and partial.partial
+    assert partial.runs("booking_race") and not partial.runs("votes")
+    whole = make_config(profile="embedded", full=False)
+    assert whole.docs is not None and not whole.partial and whole.runs("votes")
+
+
+def test_the_report_and_the_exit_status_cover_only_the_checks_that_ran() -> None:
+    race = {
+        "racers": 256,
+        "created": 1,
+        "bookings_in_database": 1,
+        "unanswered": 0,
+        "refused": {"409 slot_taken": 255},
+        "exactly_one": True,
+    }
+    lines = report._checks({"booking_race": race})
+    assert len(lines) == 1 and "exactly one" in lines[0]
+    assert checks.exact({"booking_race": race})
+    assert not checks.exact({"booking_race": race | {"exactly_one": False}})
+    assert not checks.exact({"votes": {"equal": False}})
+    assert checks.exact({})
