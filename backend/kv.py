@@ -216,6 +216,15 @@ class KeyValue(abc.ABC):
     async def ztop(self, key: str, start: int, stop: int) -> list[tuple[str, float]]:
         """Members ranked ``start..stop`` (inclusive, negatives allowed) like ZREVRANGE."""
 
+    @abc.abstractmethod
+    async def zsince(self, key: str, low: float) -> list[tuple[str, float]]:
+        """Members scored ``low`` or more, lowest score first (ties by member), like
+        ZRANGEBYSCORE key low +inf WITHSCORES."""
+
+    @abc.abstractmethod
+    async def ztrim_below(self, key: str, high: float) -> int:
+        """Remove the members scored below ``high``; returns how many."""
+
     async def zpipeline(
         self, increments: Sequence[Increment], reads: Sequence[Score] = ()
     ) -> list[float | None]:

@@ -251,6 +251,25 @@ class MemoryKeyValue(KeyValue):
             ordered = sorted(zset.items(), key=_desc_key, reverse=True)
         return ordered[selected.start : selected.stop]
 
+    async def zsince(self, key: str, low: float) -> list[tuple[str, float]]:
+        zset = self._get_zset(key)
+        if not zset:
+            return []
+        return sorted(((m, s) for m, s in zset.items() if s >= low), key=lambda ms: (ms[1], ms[0]))
+
+    async def ztrim_below(self, key: str, high: float) -> int:
+        store = self._store
+        full = self._k(key)
+        zset = _as_zset(key, store.live(full, store.now()))
+        if not zset:
+            return 0
+        gone = [m for m, s in zset.items() if s < high]
+        for member in gone:
+            del zset[member]
+        if not zset:
+            store.remove(full)
+        return len(gone)
+
     # -- locks --------------------------------------------------------------------------
     async def lock(self, name: str, ttl: float) -> Lock | None:
         store = self._store

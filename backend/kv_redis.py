@@ -198,6 +198,14 @@ class RedisKeyValue(KeyValue):
         pairs = cast("list[tuple[str, float]]", rows)
         return [(str(member), float(score)) for member, score in pairs]
 
+    async def zsince(self, key: str, low: float) -> list[tuple[str, float]]:
+        rows = await self.client.zrangebyscore(self._k(key), low, "+inf", withscores=True)
+        pairs = cast("list[tuple[str, float]]", rows)
+        return [(str(member), float(score)) for member, score in pairs]
+
+    async def ztrim_below(self, key: str, high: float) -> int:
+        return int(await self.client.zremrangebyscore(self._k(key), "-inf", f"({high!r}"))
+
     async def zpipeline(
         self, increments: Sequence[Increment], reads: Sequence[Score] = ()
     ) -> list[float | None]:

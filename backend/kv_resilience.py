@@ -15,10 +15,12 @@ rate limits (``hit hit_all``)     the per-worker store: each worker limits on it
 locks (``lock hold``)             the per-worker store: a lock excludes only within this
                                   worker. Everything the app guards with a lock is idempotent,
                                   and scheduled jobs are claimed in the database, not by locks
-ranking writes (``zadd zincrby    dropped, logged once per outage; the database holds every
-zrem``, ``zpipeline``'s)          vote and the ``crowdsource.reconcile`` job rewrites the sets
-ranking reads (``zscore ztop``,   raise :class:`KeyValueUnavailable` (a ``ConnectionError``):
-``zpipeline`` with reads)         callers count in the database instead
+sorted-set writes (``zadd        dropped, logged once per outage; the database holds every
+zincrby zrem ztrim_below``,       vote and revocation: the ``crowdsource.reconcile`` job
+``zpipeline``'s)                  rewrites the rankings, the recovery hook the revocations
+sorted-set reads (``zscore ztop   raise :class:`KeyValueUnavailable` (a ``ConnectionError``):
+zsince``, ``zpipeline`` with      callers count (or look revocations up) in the database
+reads)                            instead
 ``ping``                          always asks Redis (health reports the store as degraded)
 ================================  ======================================================
 
@@ -275,6 +277,12 @@ class ResilientKeyValue(KeyValue):
         return await self._call(
             lambda: self.primary.ztop(key, start, stop), self._unavailable("ztop")
         )
+
+    async def zsince(self, key: str, low: float) -> list[tuple[str, float]]:
+        return await self._call(lambda: self.primary.zsince(key, low), self._unavailable("zsince"))
+
+    async def ztrim_below(self, key: str, high: float) -> int:
+        return await self._call(lambda: self.primary.ztrim_below(key, high), self._dropped(0))
 
     async def zpipeline(
         self, increments: Sequence[Increment], reads: Sequence[Score] = ()

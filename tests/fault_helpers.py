@@ -63,7 +63,8 @@ def _guard(name: str):
 
 GUARDED = (
     *("get", "set", "delete", "exists", "ttl", "incr", "get_int", "zadd", "zincrby", "zscore"),
-    *("zrem", "ztop", "lock", "release_lock", "extend_lock", "hit", "clear_namespace"),
+    *("zrem", "ztop", "zsince", "ztrim_below", "lock", "release_lock", "extend_lock", "hit"),
+    "clear_namespace",
 )
 for _name in GUARDED:
     setattr(KillableMemory, _name, _guard(_name))

@@ -483,3 +483,15 @@ async def test_memory_rate_limit_retry_after_with_injected_clock() -> None:
     assert refused == RateLimit(False, 0, 15.0)
     clock.now += 15
     assert await kv.hit("k", limit=1, window=60) == RateLimit(True, 0, 0.0)
+
+
+async def test_zsince_and_ztrim_below(kv: KeyValue) -> None:
+    await kv.zadd("feed", {"b": 20.0, "a": 20.0, "c": 10.0, "d": 30.5})
+    assert await kv.zsince("feed", 20.0) == [("a", 20.0), ("b", 20.0), ("d", 30.5)]
+    assert await kv.zsince("feed", 0) == [("c", 10.0), ("a", 20.0), ("b", 20.0), ("d", 30.5)]
+    assert await kv.zsince("feed", 31) == []
+    assert await kv.zsince("missing", 0) == []
+    assert await kv.ztrim_below("feed", 20.0) == 1  # strictly below
+    assert await kv.zsince("feed", 0) == [("a", 20.0), ("b", 20.0), ("d", 30.5)]
+    assert await kv.ztrim_below("feed", 100) == 3
+    assert await kv.zsince("feed", 0) == [] and await kv.ztrim_below("feed", 100) == 0

@@ -12,7 +12,7 @@ import pytest
 from redis.exceptions import ResponseError
 
 from backend.auth import revocations
-from backend.auth.revocations import republish, revoked_key, session_revoked
+from backend.auth.revocations import FEED, republish, session_revoked
 from backend.kv_memory import MemoryKeyValue
 from backend.kv_resilience import CircuitBreaker, KeyValueUnavailable, ResilientKeyValue
 from backend.models import RefreshToken, Role
@@ -206,11 +206,11 @@ async def test_a_session_revoked_during_an_outage_stays_revoked(client, ctx, out
     assert not ctx.kv.degraded
     assert (await client.get("/api/v1/me", headers=ended)).status_code == 401
     family = (await RefreshToken.filter(revoked_at__isnull=False).first()).family
-    assert await outage.exists(revoked_key(family))  # written back on recovery
+    assert await outage.zscore(FEED, family) is not None  # written back on recovery
 
 
 async def test_revocations_lost_with_the_store_are_written_back(client, ctx, monkeypatch):
-    monkeypatch.setattr(revocations, "RECHECK_SECONDS", 0.0)  # look at the marker every time
+    monkeypatch.setattr(revocations, "SYNC_SECONDS", 0.0)  # read the store every time
     user = await make_user(Role.CURATOR)
     headers = await sign_in(client, user)
     assert (await client.post("/api/v1/auth/logout", headers=headers, json={})).status_code == 204
@@ -218,4 +218,4 @@ async def test_revocations_lost_with_the_store_are_written_back(client, ctx, mon
     await ctx.kv.clear_namespace()  # Redis restarted, or the embedded server did
     assert (await client.get("/api/v1/me", headers=headers)).status_code == 401
     assert await session_revoked(ctx, family)
-    assert await ctx.kv.exists(revoked_key(family))
+    assert await ctx.kv.zscore(FEED, family) is not None

@@ -145,7 +145,8 @@ async def revoke_family(*, ctx: AppContext, family: str, reason: str) -> None:
     await RefreshToken.filter(family=family, revoked_at__isnull=True).update(
         revoked_at=ctx.clock.now()
     )
-    await revocations.publish(ctx=ctx, family=family, reason=reason)
+    await revocations.publish(ctx=ctx, family=family)
+    log.info("sign-in session revoked", extra={"reason": reason})
 
 
 async def logout(*, ctx: AppContext, principal: Principal, refresh_token: str | None) -> None:
