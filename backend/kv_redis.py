@@ -11,6 +11,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import LockNotOwnedError, RedisError
 
+from backend.coalesce import Coalesced
 from backend.kv import (
     _DEFAULT_MAX_CONNECTIONS,
     _DEFAULT_POOL_TIMEOUT,
@@ -78,6 +79,17 @@ return answers
 """
 
 
+def _rate_limits(limits: Sequence[Limit], flat: Sequence[Any]) -> list[RateLimit]:
+    """The answers of one ``_HIT_ALL`` call: (count, ms left) per limit, up to the refusal."""
+    results = []
+    for (_key, limit, _window), count, left_ms in zip(limits, flat[0::2], flat[1::2], strict=False):
+        if int(count) <= limit:
+            results.append(RateLimit(True, limit - int(count), 0.0))
+        else:
+            results.append(RateLimit(False, 0, max(int(left_ms), 1) / 1000))
+    return results
+
+
 def _glob_escape(text: str) -> str:
     """Escape Redis glob metacharacters so ``text`` matches literally in SCAN MATCH."""
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
@@ -102,6 +114,8 @@ class RedisKeyValue(KeyValue):
         self._incr_create_ttl = client.register_script(_INCR_CREATE_TTL)
         self._hit = client.register_script(_HIT)
         self._hit_all = client.register_script(_HIT_ALL)
+        # Concurrent hit_all calls of this worker share one pipeline (one round trip).
+        self._hit_groups: Coalesced[list[Limit], list[RateLimit]] = Coalesced(self._hit_many)
 
     @classmethod
     def from_url(
@@ -272,21 +286,19 @@ class RedisKeyValue(KeyValue):
     async def hit_all(self, limits: Sequence[Limit]) -> list[RateLimit]:
         if not limits:
             return []
-        args: list[int] = []
-        for _key, limit, window in limits:
-            args += [_check_limit(limit, window), limit]
-        keys = [self._k(RATE_PREFIX + key) for key, _limit, _window in limits]
-        flat = await self._hit_all(keys=keys, args=args)
-        results = []
-        for (_key, limit, _window), count, left_ms in zip(
-            limits, flat[0::2], flat[1::2], strict=False
-        ):
-            count = int(count)
-            if count <= limit:
-                results.append(RateLimit(True, limit - count, 0.0))
-            else:
-                results.append(RateLimit(False, 0, max(int(left_ms), 1) / 1000))
-        return results
+        return await self._hit_groups(list(limits))
+
+    async def _hit_many(self, groups: list[list[Limit]]) -> list[list[RateLimit]]:
+        """Each group's ``hit_all``, one script call per group, all in one pipeline."""
+        pipe = self.client.pipeline(transaction=False)
+        for limits in groups:
+            args: list[int] = []
+            for _key, limit, window in limits:
+                args += [_check_limit(limit, window), limit]
+            keys = [self._k(RATE_PREFIX + key) for key, _limit, _window in limits]
+            await self._hit_all(keys=keys, args=args, client=pipe)
+        answers = await pipe.execute()
+        return [_rate_limits(limits, flat) for limits, flat in zip(groups, answers, strict=True)]
 
     # -- lifecycle ----------------------------------------------------------------------
     async def ping(self) -> bool:

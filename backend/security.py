@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -86,8 +87,26 @@ def encode_access_token(
 
 def decode_access_token(token: str, *, secret: str, now: float | None = None) -> AccessClaims:
     """Verify signature, issuer, type and expiry."""
+    payload = _verified(token, secret)
+    current = now if now is not None else time.time()
+    if payload["exp"] <= current:
+        raise TokenError("token_expired", "登录已过期，请刷新或重新登录")
+    return AccessClaims(
+        user_id=payload["sub"],
+        role=payload["role"],
+        session=payload["sid"],
+        street=payload.get("street"),
+        expires_at=payload["exp"],
+    )
+
+
+@lru_cache(maxsize=32_768)
+def _verified(token: str, secret: str) -> dict[str, Any]:
+    """The claims of a token whose signature, issuer, type and claim types hold (not its
+    expiry, which moves with the clock). A session presents its token with every request, so
+    each worker keeps the last verified ones (a few MB); a failure is never kept."""
     try:
-        payload = jwt.decode(
+        payload: dict[str, Any] = jwt.decode(
             token,
             secret,
             algorithms=["HS256"],
@@ -102,16 +121,7 @@ def decode_access_token(token: str, *, secret: str, now: float | None = None) ->
         raise TokenError("invalid_token", "登录凭证无效") from exc
     if payload.get("typ") != "access" or not _well_typed(payload):
         raise TokenError("invalid_token", "登录凭证无效")
-    current = now if now is not None else time.time()
-    if payload["exp"] <= current:
-        raise TokenError("token_expired", "登录已过期，请刷新或重新登录")
-    return AccessClaims(
-        user_id=payload["sub"],
-        role=payload["role"],
-        session=payload["sid"],
-        street=payload.get("street"),
-        expires_at=payload["exp"],
-    )
+    return payload
 
 
 def _is_time(value: object) -> bool:

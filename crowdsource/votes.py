@@ -15,6 +15,7 @@ from tortoise.expressions import F
 from tortoise.functions import Count
 
 from backend.access import Principal
+from backend.coalesce import Coalesced
 from backend.context import AppContext
 from backend.errors import AppError, Conflict, Forbidden, NotFound, RateLimited, Unprocessable
 from backend.uow import unit_of_work
@@ -97,6 +98,17 @@ async def _ensure_built(*, ctx: AppContext, campaign: Campaign) -> None:
         log.warning("vote counters unreachable, reconciliation will catch up")
 
 
+async def _load_items(public_ids: list[str]) -> list[PainPoint | None]:
+    """The pain points (with their campaigns) that concurrent votes name, in one query."""
+    rows = await PainPoint.filter(public_id__in=sorted(set(public_ids))).select_related("campaign")
+    found = {row.public_id: row for row in rows}
+    return [found.get(public_id) for public_id in public_ids]
+
+
+# A burst of votes reads its items together: one query per round trip, not one per vote.
+_votable_item = Coalesced(_load_items)
+
+
 async def cast_vote(
     *,
     ctx: AppContext,
@@ -106,7 +118,7 @@ async def cast_vote(
     device_id: str | None = None,
 ) -> VoteOut:
     """One vote per person per pain point while voting is open, within the budget."""
-    item = await PainPoint.get_or_none(public_id=public_id).select_related("campaign")
+    item = await _votable_item(public_id)
     if item is None:
         raise NotFound("痛点不存在", code="pain_point_not_found")
     try:

@@ -364,6 +364,18 @@ async def test_hit_all_counts_in_order_and_stops_at_the_first_refusal(kv: KeyVal
     assert (await kv.hit_all([("other", 1, 0.2)]))[0].allowed
 
 
+async def test_concurrent_hit_all_calls_each_count_exactly(kv: KeyValue) -> None:
+    # 60 callers at once (Redis answers them in shared pipelines): every hit counted once,
+    # each caller gets its own answers, the refusals are exactly the calls over the limit.
+    calls = [[(f"person:{n % 6}", 7, 10.0), ("ip:shared", 50, 10.0)] for n in range(60)]
+    answers = await asyncio.gather(*(kv.hit_all(limits) for limits in calls))
+    assert all(a[0].allowed for a in answers if len(a) == 2)
+    allowed = [a for a in answers if all(r.allowed for r in a)]
+    assert len(allowed) == 42  # 7 per person; the 18 refused stop before the shared limit
+    assert sum(1 for a in answers if len(a) == 1 and not a[0].allowed) == 18
+    assert sorted(a[1].remaining for a in allowed) == list(range(8, 50))
+
+
 async def test_zpipeline_increments_then_reads(kv: KeyValue) -> None:
     await kv.zadd("z", {"a": 1})
     scores = await kv.zpipeline(
