@@ -25,7 +25,8 @@ async def mark_no_show(*, ctx: AppContext, booking: Booking) -> bool:
     check-in window is still open; False when the booking is no longer confirmed.
     """
     now = ctx.clock.now()
-    venue = await Venue.get(id=booking.venue_id)
+    loaded = booking.venue  # fetched with the booking (the job and the console do), or not
+    venue = loaded if isinstance(loaded, Venue) else await Venue.get(id=booking.venue_id)
     policy, _ = await effective_policy(ctx=ctx, venue=venue)
     if booking.start + timedelta(minutes=policy.checkin_after_minutes) > now:
         raise Conflict("签到时间结束后才能标记未到场", code="checkin_window_open")

@@ -29,7 +29,11 @@ async def expire_holds(ctx: AppContext) -> None:
 async def mark_no_shows(ctx: AppContext) -> None:
     """Confirmed bookings not checked in by the end of the window become no-shows."""
     now = ctx.clock.now()
-    candidates = await Booking.filter(status=BookingStatus.CONFIRMED, start__lte=now).limit(BATCH)
+    candidates = (
+        await Booking.filter(status=BookingStatus.CONFIRMED, start__lte=now)
+        .select_related("venue")
+        .limit(BATCH)
+    )
     for booking in candidates:
         with contextlib.suppress(Conflict):  # its check-in window is still open
             await penalties.mark_no_show(ctx=ctx, booking=booking)
