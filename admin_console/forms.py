@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -9,9 +10,10 @@ from pydantic import BaseModel
 
 from backend.access import parse_model
 from backend.clock import SHANGHAI
-from backend.errors import ValidationFailed
+from backend.errors import AppError, ValidationFailed
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def local_moment(value: str) -> str | None:
@@ -46,3 +48,26 @@ def build(model: type[M], data: dict[str, Any]) -> tuple[M | None, dict[str, str
 
 def without_none(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
+
+
+async def attempt(
+    model: type[M],
+    data: dict[str, Any],
+    call: Callable[[M], Awaitable[T]],
+    *,
+    refusals: type[AppError] = AppError,
+) -> tuple[T | None, dict[str, str]]:
+    """Build the request model and call the service with it: its answer, or the errors to show
+    next to the fields (empty exactly when it went through). A refusal of the kind given
+    becomes field errors (one without fields is shown as a whole, under ``_``); a missing
+    object stays a 404 page, and other errors are raised as they are."""
+    body, errors = build(model, data)
+    if body is None:
+        return None, errors
+    try:
+        return await call(body), {}
+    except refusals as exc:
+        if exc.status_code == 404:
+            raise
+        fields = {k: str(v) for k, v in (exc.fields or {}).items()}
+        return None, fields or {"_": exc.message}

@@ -17,10 +17,10 @@ from pydantic import BaseModel
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from admin_console.forms import build, number, without_none
+from admin_console.forms import attempt, build, number, without_none
 from admin_console.pages import STREET, Page, page
 from admin_console.views.common import xlsx_attachment
-from backend.errors import AppError, ValidationFailed
+from backend.errors import ValidationFailed
 from residents import forms, households, lists, registry, tags
 from residents.identity import age_on
 from residents.models import Relation
@@ -133,16 +133,14 @@ async def search(request: Request, page: Page) -> HTTPResponse:
     typed = {k: form.get(k, "") for k in ("id_number", "phone", "name")}
     filters = {"community": "", "tag": "", "cursor": ""}
     kept = {"name": typed["name"]}  # what was typed stays, except the identifiers themselves
-    body, errors = build(SearchIn, {k: v or None for k, v in typed.items()})
-    if body is not None:
-        try:
-            found = await registry.search_residents(ctx=page.ctx, actor=page.user, data=body)
-        except ValidationFailed as exc:
-            errors = dict(exc.fields)
-        else:
-            return await _index(
-                page, items=found.items, filters=filters, searched=True, search=kept
-            )
+    found, errors = await attempt(
+        SearchIn,
+        {k: v or None for k, v in typed.items()},
+        lambda body: registry.search_residents(ctx=page.ctx, actor=page.user, data=body),
+        refusals=ValidationFailed,
+    )
+    if found is not None and not errors:
+        return await _index(page, items=found.items, filters=filters, searched=True, search=kept)
     return await _index(
         page, items=[], filters=filters, searched=True, search=kept, errors=errors, status=400
     )
@@ -254,12 +252,6 @@ def _typed(page: Page) -> dict[str, Any]:
     return values
 
 
-def _errors_of(exc: AppError) -> dict[str, str]:
-    """Field errors of a refusal; a refusal without fields is shown as a whole."""
-    fields = {k: str(v) for k, v in (exc.fields or {}).items()}
-    return fields or {"_": exc.message}
-
-
 @bp.get("/residents/new")
 @page(read=STREET, write=STREET)
 async def new(request: Request, page: Page) -> HTTPResponse:
@@ -285,14 +277,13 @@ async def create(request: Request, page: Page) -> HTTPResponse:
         "tags": values["tags"],
         "notes": values["notes"] or None,
     }
-    body, errors = build(ResidentIn, data)
-    if body is not None:
-        try:
-            created = await registry.create_resident(ctx=page.ctx, actor=page.user, data=body)
-        except AppError as exc:
-            errors = _errors_of(exc)
-        else:
-            return await page.redirect(f"/console/residents/{created.id}", flash="已登记")
+    created, errors = await attempt(
+        ResidentIn,
+        data,
+        lambda body: registry.create_resident(ctx=page.ctx, actor=page.user, data=body),
+    )
+    if created is not None and not errors:
+        return await page.redirect(f"/console/residents/{created.id}", flash="已登记")
     return await _entry_page(
         page, values=values, errors=errors, household_id=household_id, status=400
     )
@@ -339,18 +330,15 @@ async def update(request: Request, page: Page, resident_id: str) -> HTTPResponse
         data["id_number"] = values["id_number"]
     if values["phone"] or form.get("clear_phone"):
         data["phone"] = values["phone"]
-    body, errors = build(ResidentPatch, data)
-    if body is not None:
-        try:
-            await registry.update_resident(
-                ctx=page.ctx, actor=page.user, public_id=resident_id, data=body
-            )
-        except AppError as exc:
-            if exc.status_code == 404:
-                raise
-            errors = _errors_of(exc)
-        else:
-            return await page.redirect(f"/console/residents/{resident_id}", flash="已保存")
+    _, errors = await attempt(
+        ResidentPatch,
+        data,
+        lambda body: registry.update_resident(
+            ctx=page.ctx, actor=page.user, public_id=resident_id, data=body
+        ),
+    )
+    if not errors:
+        return await page.redirect(f"/console/residents/{resident_id}", flash="已保存")
     resident = await registry.get_resident(ctx=page.ctx, actor=page.user, public_id=resident_id)
     return await _entry_page(
         page,
@@ -402,18 +390,15 @@ async def household(request: Request, page: Page, household_id: str) -> HTTPResp
 async def move_household(request: Request, page: Page, household_id: str) -> HTTPResponse:
     """Correct the household's address (the service refuses one another household has)."""
     address = page.form.get("address", "")
-    body, errors = build(HouseholdPatch, {"address": address})
-    if body is not None:
-        try:
-            await households.update_household(
-                ctx=page.ctx, actor=page.user, public_id=household_id, data=body
-            )
-        except AppError as exc:
-            if exc.status_code == 404:
-                raise
-            errors = _errors_of(exc)
-        else:
-            return await page.redirect(f"/console/households/{household_id}", flash="已修改地址")
+    _, errors = await attempt(
+        HouseholdPatch,
+        {"address": address},
+        lambda body: households.update_household(
+            ctx=page.ctx, actor=page.user, public_id=household_id, data=body
+        ),
+    )
+    if not errors:
+        return await page.redirect(f"/console/households/{household_id}", flash="已修改地址")
     found = await households.get_household(ctx=page.ctx, actor=page.user, public_id=household_id)
     return page.render(
         "residents/household.html",
@@ -462,18 +447,15 @@ async def submit_form(
     typed = {
         k.removeprefix("typed."): v for k, v in page.form.items() if k.startswith("typed.") and v
     }
-    body, errors = build(FormIn, {"template": template, "typed": typed})
-    if body is not None:
-        try:
-            done = await forms.submit(
-                ctx=page.ctx, actor=page.user, public_id=resident_id, data=body
-            )
-        except ValidationFailed as exc:
-            errors = dict(exc.fields)
-        else:
-            return await page.redirect(
-                f"/console/residents/{resident_id}",
-                flash=f"表单已提交：基础库预填 {done.prefilled_count} 项，"
-                f"手填 {done.typed_count} 项",
-            )
+    done, errors = await attempt(
+        FormIn,
+        {"template": template, "typed": typed},
+        lambda body: forms.submit(ctx=page.ctx, actor=page.user, public_id=resident_id, data=body),
+        refusals=ValidationFailed,
+    )
+    if done is not None and not errors:
+        return await page.redirect(
+            f"/console/residents/{resident_id}",
+            flash=f"表单已提交：基础库预填 {done.prefilled_count} 项，手填 {done.typed_count} 项",
+        )
     return await _form_page(page, resident_id, template, typed=typed, errors=errors, status=400)
