@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sanic.response import HTTPResponse, html
 
 from backend.clock import to_local
+from residents.models import GENDER_LABELS, RELATION_LABELS
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -78,16 +79,6 @@ STATUS_LABELS = {
     "active": "在册",
     "merged": "已合并",
 }
-RELATION_LABELS = {
-    "head": "户主",
-    "spouse": "配偶",
-    "child": "子女",
-    "parent": "父母",
-    "grandchild": "孙子女",
-    "sibling": "兄弟姐妹",
-    "other": "其他",
-}
-GENDER_LABELS = {"M": "男", "F": "女"}
 KIND_LABELS = {
     "reading_space": "阅读空间",
     "sports_venue": "体育场馆",

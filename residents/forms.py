@@ -25,7 +25,14 @@ from backend.uow import unit_of_work
 from residents.access_log import record_access
 from residents.identity import age_on, mask_id, mask_phone
 from residents.lists import street_aggregates
-from residents.models import Community, FormSubmission, Household, Resident, ResidentStatus
+from residents.models import (
+    GENDER_LABELS,
+    Community,
+    FormSubmission,
+    Household,
+    Resident,
+    ResidentStatus,
+)
 from residents.presenters import Clear, decrypt_resident, tag_list
 from residents.schemas import (
     FormField,
@@ -143,7 +150,7 @@ async def _base_values(resident: Resident, clear: Clear, today: date) -> dict[st
     return {
         "name": clear.name,
         "id_number": clear.id_number,
-        "gender": "男" if resident.gender == "M" else "女",
+        "gender": GENDER_LABELS[resident.gender],
         "birth_date": resident.birth_date.isoformat(),
         "age": str(age_on(resident.birth_date, today)),
         "phone": clear.phone,

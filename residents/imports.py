@@ -37,7 +37,15 @@ from residents.identity import (
     normalise_phone,
     parse_id_number,
 )
-from residents.models import Household, ImportJob, JobStatus, Relation, Resident, ResidentVersion
+from residents.models import (
+    RELATION_LABELS,
+    Household,
+    ImportJob,
+    JobStatus,
+    Relation,
+    Resident,
+    ResidentVersion,
+)
 from residents.presenters import Clear, history_value, tag_string
 from residents.registry import sealed
 from residents.schemas import ImportError_, ImportOut
@@ -62,19 +70,12 @@ COLUMNS = (
     ("notes", "备注", ("notes",), False),
 )
 LABELS = {key: label for key, label, _aliases, _req in COLUMNS}
-RELATIONS = {
-    "户主": Relation.HEAD,
+RELATIONS = {label: Relation(relation) for relation, label in RELATION_LABELS.items()} | {
     "本人": Relation.HEAD,
-    "配偶": Relation.SPOUSE,
-    "子女": Relation.CHILD,
     "子": Relation.CHILD,
     "女": Relation.CHILD,
-    "父母": Relation.PARENT,
     "父亲": Relation.PARENT,
     "母亲": Relation.PARENT,
-    "孙子女": Relation.GRANDCHILD,
-    "兄弟姐妹": Relation.SIBLING,
-    "其他": Relation.OTHER,
 }
 _TASKS: set[asyncio.Task[None]] = set()
 

@@ -21,8 +21,15 @@ from backend import paging
 from backend.access import Principal
 from backend.context import AppContext
 from residents.access_log import record_access
-from residents.identity import mask_id, mask_phone
-from residents.models import Community, Household, Resident, ResidentStatus
+from residents.identity import age_on, mask_id, mask_phone
+from residents.models import (
+    GENDER_LABELS,
+    RELATION_LABELS,
+    Community,
+    Household,
+    Resident,
+    ResidentStatus,
+)
 from residents.presenters import Lookups, decrypt_resident, residents_out, tag_list
 from residents.schemas import ListOut, ListQuery
 from residents.scope import community_in_street, worker_street
@@ -166,11 +173,11 @@ async def export_list(*, ctx: AppContext, actor: Principal, query: ListQuery) ->
             [
                 community.name if community else "",
                 household.address if household else "",
-                r.relation.value,
+                RELATION_LABELS[r.relation],
                 clear.name,
-                "男" if r.gender == "M" else "女",
+                GENDER_LABELS[r.gender],
                 r.birth_date.isoformat(),
-                _age(r.birth_date, today),
+                age_on(r.birth_date, today),
                 mask_id(clear.id_number),
                 mask_phone(clear.phone) if clear.phone else "",
                 "、".join(vocab.get(t, t) for t in tag_list(r.tags)),
@@ -185,10 +192,6 @@ async def export_list(*, ctx: AppContext, actor: Principal, query: ListQuery) ->
     )
     body = await asyncio.to_thread(write_xlsx, "名单", EXPORT_HEADER, rows)
     return body, f"residents-{query.preset or 'list'}-{today:%Y%m%d}.xlsx"
-
-
-def _age(birth: date, today: date) -> int:
-    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
 def age_band(age: int) -> str:
@@ -223,7 +226,7 @@ async def street_aggregates(street: str | None, today: date) -> dict[str, dict[s
         for tag in tag_list(str(tags)):
             entry["by_tag"][tag] = entry["by_tag"].get(tag, 0) + int(n)
         band = age_band(
-            _age(birth if isinstance(birth, date) else date.fromisoformat(birth), today)
+            age_on(birth if isinstance(birth, date) else date.fromisoformat(birth), today)
         )
         entry["by_age_band"][band] = entry["by_age_band"].get(band, 0) + int(n)
     for code, n in (

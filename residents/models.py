@@ -27,6 +27,19 @@ class Relation(StrEnum):
     OTHER = "other"
 
 
+# How people write them: on forms, lists, exports and the console (the import accepts more).
+RELATION_LABELS: dict[str, str] = {
+    Relation.HEAD: "户主",
+    Relation.SPOUSE: "配偶",
+    Relation.CHILD: "子女",
+    Relation.PARENT: "父母",
+    Relation.GRANDCHILD: "孙子女",
+    Relation.SIBLING: "兄弟姐妹",
+    Relation.OTHER: "其他",
+}
+GENDER_LABELS = {"M": "男", "F": "女"}
+
+
 class ResidentStatus(StrEnum):
     ACTIVE = "active"
     MERGED = "merged"

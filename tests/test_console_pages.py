@@ -366,6 +366,7 @@ async def test_a_list_and_its_export_come_from_the_lists_service(client, ctx) ->
     assert "attachment" in export.headers["content-disposition"]
     rows = list(load_workbook(io.BytesIO(export.content)).active.iter_rows(values_only=True))
     assert [r[3] for r in rows[1:]] == ["张建国"]
+    assert rows[1][2] == "户主" and rows[1][4] == "男"  # as people write them, not codes
     assert rows[1][7] == mask_id("340104195003070138")  # masked in the file too
     resident = await Resident.get(public_id=world.resident)
     assert await AccessEvent.filter(resident_id=resident.id, kind="export").count() == 1
