@@ -59,6 +59,30 @@ async def test_waiters_behind_a_winner_are_refused_without_running():
     assert await flights.attempt("slot", run("e")) == "e"
 
 
+async def test_an_attempt_after_the_outcome_runs_though_others_still_wait():
+    """The outcome is for those who were waiting when it came, not for whoever comes next."""
+    flights, late = SlotFlights(), []
+
+    async def first() -> str:
+        await _joined(flights, "slot", 2)
+        # Arrives once this attempt has won, while the second is still in line behind it.
+        late.append(asyncio.ensure_future(flights.attempt("slot", freed)))
+        return "first"
+
+    async def second() -> str:
+        return "second"
+
+    async def freed() -> str:
+        return "freed"  # say the booking was cancelled in between: this one runs
+
+    results = await asyncio.gather(
+        _outcome(flights.attempt("slot", first)), _outcome(flights.attempt("slot", second))
+    )
+    assert results == ["first", "slot_taken"]
+    assert await late[0] == "freed"
+    assert len(flights) == 0
+
+
 async def test_a_refused_leader_passes_its_refusal_on():
     flights, ran = SlotFlights(), []
 
