@@ -371,6 +371,33 @@ async def test_cancellation_offers_the_slot_and_approval_flow(client, ctx):
     assert mine["checkin_token"]
 
 
+async def test_blackouts_refuse_their_unit_or_every_unit_of_the_venue(client, ctx):
+    site = await make_site(client, ctx, units=2)
+    first, second = (u["id"] for u in site.units)
+    _, headers = await resident(ctx)
+
+    async def close(starts: str, ends: str, unit: str | None = None) -> None:
+        response = await client.post(
+            f"/api/v1/venues/{site.venue_id}/blackouts",
+            headers=site.key,
+            json={"unit_id": unit, "starts_at": starts, "ends_at": ends, "reason": "检修"},
+        )
+        assert response.status_code == 201, response.text
+
+    async def code(unit: str, start: str) -> str:
+        response = await client.post(
+            "/api/v1/bookings", headers=headers, json={"unit_id": unit, "start": start}
+        )
+        return "" if response.status_code == 201 else response.json()["error"]["code"]
+
+    await close(at(15), at(16), unit=second)  # one unit
+    await close(at(18), at(19))  # the whole venue
+    assert await code(second, at(15)) == "blackout"
+    assert await code(first, at(18)) == "blackout"
+    assert await code(second, at(18, 30)) == "blackout"
+    assert await code(first, at(15)) == ""  # the other unit's blackout is not this one's
+
+
 async def test_units_policy_and_blackouts_management(client, ctx):
     site = await make_site(client, ctx)
     bad = await client.post(

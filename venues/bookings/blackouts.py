@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from tortoise.expressions import Q
+
 from backend.access import Principal
 from backend.audit import record
 from backend.context import AppContext
@@ -19,11 +21,11 @@ from venues.service import get_venue_or_raise
 
 async def blackout_overlaps(unit: BookableUnit, start: datetime, end: datetime) -> bool:
     """Whether a blackout of the unit or of its whole venue overlaps start..end."""
-    return (
-        await Blackout.filter(venue_id=unit.venue_id, starts_at__lt=end, ends_at__gt=start)
-        .filter(unit_id__isnull=True)
+    whole_venue = Q(venue_id=unit.venue_id, unit_id__isnull=True)
+    return await (
+        Blackout.filter(starts_at__lt=end, ends_at__gt=start)
+        .filter(whole_venue | Q(unit_id=unit.id))
         .exists()
-        or await Blackout.filter(unit_id=unit.id, starts_at__lt=end, ends_at__gt=start).exists()
     )
 
 

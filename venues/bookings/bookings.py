@@ -9,6 +9,7 @@ entry in one unit, and the freed time is offered to the waitlist after it commit
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -21,6 +22,7 @@ from backend.models import User
 from backend.uow import unit_of_work
 from venues.bookings.blackouts import blackout_overlaps
 from venues.bookings.errors import rule
+from venues.bookings.flights import SLOT_FLIGHTS, slot_taken
 from venues.bookings.holds import expire_booking, expire_stale_holds
 from venues.bookings.lifecycle import claim, new_token, own_booking, transition
 from venues.bookings.models import BookableUnit, Booking, BookingStatus, WaitlistEntry, WaitStatus
@@ -33,7 +35,21 @@ from venues.bookings.waitlist import offer_freed_time
 
 
 async def create_booking(*, ctx: AppContext, actor: Principal, data: BookingCreate) -> Booking:
-    """Hold a slot for the resident (201), 409 ``slot_taken`` if any of its cells is claimed."""
+    """Hold a slot for the resident (201), 409 ``slot_taken`` if any of its cells is claimed.
+
+    Concurrent attempts with the same request in this worker take turns (:mod:`.flights`): once
+    one has taken the slot, those waiting behind it are refused without running the path again.
+    """
+    run = partial(_create, ctx=ctx, actor=actor, data=data)
+    return await SLOT_FLIGHTS.attempt(flight_key(data), run)
+
+
+def flight_key(data: BookingCreate) -> tuple[object, ...]:
+    """Attempts with equal keys are the same request (whoever sends it): same outcome checks."""
+    return (data.unit_id, data.venue_id, utc(data.start), data.minutes, data.party_size)
+
+
+async def _create(*, ctx: AppContext, actor: Principal, data: BookingCreate) -> Booking:
     unit = await unit_or_raise(data.unit_id)
     if data.venue_id is not None and data.venue_id != unit.venue.public_id:
         raise rule("unit_not_in_venue", "该单元不属于所选场所", "venue_id")
@@ -56,7 +72,7 @@ async def create_booking(*, ctx: AppContext, actor: Principal, data: BookingCrea
         except IntegrityError:
             # A hold that ran out but was not yet expired by the job does not block anyone.
             if attempt or not await expire_stale_holds(ctx=ctx, unit=unit, start=start, end=end):
-                raise Conflict("该时段已被预约", code="slot_taken") from None
+                raise slot_taken() from None
     booking.unit, booking.venue, booking.user = unit, unit.venue, user
     return booking
 
