@@ -118,18 +118,24 @@ class LiveState:
         return self.parking_state in ("many", "few")
 
 
+def open_state(
+    status: str, opening_hours: str | None, now: datetime
+) -> tuple[bool, datetime | None]:
+    """Whether a venue is open at ``now`` and when that changes next (None: never)."""
+    if status != VenueStatus.OPEN.value:
+        return False, None
+    if opening_hours is None:
+        # No published hours: treated as closed (unknown), never as open.
+        return False, None
+    state = hours.state_at(opening_hours, now)
+    return state.open_now, state.next_change
+
+
 def live_state(
     doc: VenueDoc, now: datetime, stale_after: timedelta = PARKING_STALE_AFTER
 ) -> LiveState:
     """Open now, next change and (for parking) the coarse availability at ``now``."""
-    if doc.status != VenueStatus.OPEN.value:
-        open_now, next_change = False, None
-    elif doc.opening_hours is None:
-        # No published hours: treated as closed (unknown), never as open.
-        open_now, next_change = False, None
-    else:
-        state = hours.state_at(doc.opening_hours, now)
-        open_now, next_change = state.open_now, state.next_change
+    open_now, next_change = open_state(doc.status, doc.opening_hours, now)
     if doc.kind != VenueKind.PARKING_LOT.value:
         return LiveState(open_now=open_now, next_change=next_change)
     stale = True

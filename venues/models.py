@@ -108,8 +108,11 @@ class Holding(Model):
 
     class Meta:
         table = "venues_holding"
-        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear.
-        indexes = (("book_id",),)
+        # Foreign keys are indexed: joins, look-ups by parent and deletes stay linear. The book's
+        # index also covers what the book search reads of a holding (its venue and copies), so
+        # the holdings of the matching titles are read from the index alone
+        # (venues/migrations/0006_holding_book_covering_index.py).
+        indexes = (("book_id", "venue_id", "copies", "copies_available"),)
         unique_together = (("venue", "book"),)
 
 
