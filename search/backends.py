@@ -389,10 +389,10 @@ class ElasticsearchBackend(SearchBackend):
         if params.has_free_spaces:
             filters.append({"term": {"kind": VenueKind.PARKING_LOT.value}})
             filters.append({"range": {"free_spaces": {"gte": 1}}})
-        boolean: dict[str, Any] = {
-            "filter": filters,
-            "must_not": [{"term": {"status": VenueStatus.REMOVED.value}}],
-        }
+        # No clause for removed venues: the index never holds one (the outbox deletes it, a
+        # reindex skips it) and ``rank`` refuses one anyway; the clause cost Elasticsearch
+        # ~0.3 ms of CPU a request.
+        boolean: dict[str, Any] = {"filter": filters}
         if params.q:
             # The standard analyzer makes one token per CJK character, so a phrase of them is
             # a substring match on Chinese text.
@@ -445,10 +445,8 @@ class ElasticsearchBackend(SearchBackend):
                     search_after=search_after,
                     source_excludes=SOURCE_EXCLUDES,
                     track_total_hits=False,
-                    filter_path=FILTER_PATH,
                 )
-                # With ``filter_path`` an answer without hits is ``{}``.
-                hits = response.body.get("hits", {}).get("hits", [])
+                hits = response["hits"]["hits"]
                 for hit in hits:
                     source = hit["_source"]
                     venue_id = source["id"]
@@ -498,9 +496,6 @@ def first_batch(params: SearchParams) -> int:
 # Fields a hit does not need (``description`` only matters to the ``q`` filter, which the index
 # evaluates; ``location`` repeats lat/lng).
 SOURCE_EXCLUDES = ["description", "location"]
-# Only what the loop reads: each hit's ``_source`` and ``sort`` (not ``_index``, ``_id``,
-# ``_score``, ``took``, ``_shards``…), so the answer is smaller to send and to parse.
-FILTER_PATH = ["hits.hits._source", "hits.hits.sort"]
 # The first query's arc radius for a page of 20 (scaled by sqrt of the page size), and how much
 # each further query widens it while the page is not complete.
 FIRST_REACH_M = 400.0
