@@ -96,7 +96,7 @@ def test_the_reranker_builds_only_candidates_that_can_enter_the_page():
         by_doc = Reranker(params)
         for arc, doc in candidates:
             by_point.offer_at(arc, doc.id, doc.lat, doc.lng, built.maker(doc))
-            by_doc.offer(arc, lambda doc=doc: doc)
+            by_doc.offer(arc, _Built().maker(doc))
         # Exactly the hits (documents, distances, live states) that ranking every candidate keeps.
         assert by_point.best == expected, params
         assert by_doc.best == expected, params
