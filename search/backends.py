@@ -43,7 +43,7 @@ from venues.documents import (
     doc_from_row,
     live_state,
 )
-from venues.models import Venue, VenueStatus
+from venues.models import Venue, VenueKind, VenueStatus
 
 MIN_BATCH = 50
 MAX_BATCH = 1000
@@ -85,13 +85,17 @@ class SearchResult:
 
 def rank(doc: VenueDoc, params: SearchParams) -> Ranked | None:
     """The hit for this candidate, or None when it falls outside the radius or a filter."""
+    return _judge(doc, geo.distance_m(params.centre, doc.point), params)
+
+
+def _judge(doc: VenueDoc, distance: int, params: SearchParams) -> Ranked | None:
+    """:func:`rank` for a candidate whose ``distance_m`` is already known."""
     if doc.status == VenueStatus.REMOVED.value:
         return None
     if params.kinds and doc.kind not in params.kinds:
         return None
     if params.accessible and not doc.accessible:
         return None
-    distance = geo.distance_m(params.centre, doc.point)
     if distance > params.radius_m:
         return None
     if params.after is not None and (distance, doc.id) <= params.after:
@@ -105,12 +109,20 @@ def rank(doc: VenueDoc, params: SearchParams) -> Ranked | None:
 
 
 class Reranker:
-    """Takes candidates in increasing arc distance; keeps the best ``limit + 1`` exact hits."""
+    """Takes candidates in increasing arc distance; keeps the best ``limit + 1`` exact hits.
+
+    A candidate's key ``(distance_m, id)`` is computed first; only a candidate that can still
+    enter the page (inside the radius, after the cursor, better than the worst kept hit when
+    ``limit + 1`` are kept) has its document built and its opening hours evaluated. Since the
+    key alone decides whether a hit could be kept, the kept hits are exactly those of ranking
+    every candidate in full.
+    """
 
     def __init__(self, params: SearchParams) -> None:
         self.params = params
         self.best: list[Ranked] = []
         self._keys: list[SortKey] = []
+        self._keep = params.limit + 1
         # A candidate nearer than this (arc) is certainly before the cursor.
         self.skip_below = geo.arc_floor_m(params.after[0] - 0.5) if params.after else 0.0
 
@@ -118,16 +130,48 @@ class Reranker:
         """Consider one candidate ``arc`` metres away (arc distance)."""
         if arc < self.skip_below:
             return
-        ranked = rank(make_doc(), self.params)
+        doc = make_doc()
+        distance = geo.distance_m(self.params.centre, doc.point)
+        if self._may_enter(distance, doc.id):
+            self._keep_hit(_judge(doc, distance, self.params))
+
+    def offer_at(
+        self,
+        arc: float,
+        venue_id: str,
+        lat: float,
+        lng: float,
+        make_doc: Callable[[], VenueDoc],
+    ) -> None:
+        """:meth:`offer` for a candidate whose id and stored point are known before its
+        document (``make_doc()`` must have that id and point): the document is built only when
+        the candidate can enter the page."""
+        if arc < self.skip_below:
+            return
+        distance = geo.distance_m(self.params.centre, geo.Point(lat, lng))
+        if self._may_enter(distance, venue_id):
+            self._keep_hit(_judge(make_doc(), distance, self.params))
+
+    def _may_enter(self, distance: int, venue_id: str) -> bool:
+        """False when the key ``(distance, venue_id)`` cannot be on the page, whatever the
+        filters say: outside the radius, not after the cursor, or not before the worst of
+        ``limit + 1`` kept hits."""
+        if distance > self.params.radius_m:
+            return False
+        key = (distance, venue_id)
+        after = self.params.after
+        if after is not None and key <= after:
+            return False
+        return len(self._keys) < self._keep or key < self._keys[-1]
+
+    def _keep_hit(self, ranked: Ranked | None) -> None:
         if ranked is None:
             return
-        keep = self.params.limit + 1
-        if len(self._keys) >= keep and ranked.key >= self._keys[-1]:
-            return
-        at = bisect.bisect(self._keys, ranked.key)
-        self._keys.insert(at, ranked.key)
+        key = ranked.key
+        at = bisect.bisect(self._keys, key)
+        self._keys.insert(at, key)
         self.best.insert(at, ranked)
-        del self._keys[keep:], self.best[keep:]
+        del self._keys[self._keep :], self.best[self._keep :]
 
     def complete(self, next_arc: float) -> bool:
         """True when no candidate at arc ``next_arc`` or beyond can enter the page."""
@@ -336,10 +380,19 @@ class ElasticsearchBackend(SearchBackend):
             filters.append({"terms": {"kind": list(params.kinds)}})
         if params.accessible:
             filters.append({"term": {"accessible": True}})
-        boolean: dict[str, Any] = {
-            "filter": filters,
-            "must_not": [{"term": {"status": VenueStatus.REMOVED.value}}],
-        }
+        # What the clock-dependent filters imply of the stored document, so the index drops
+        # candidates that ``live_state`` would refuse anyway (Python still decides the rest):
+        # only an open venue can be open now, and only an open parking lot with a free space
+        # can have free spaces.
+        if params.open_now or params.has_free_spaces:
+            filters.append({"term": {"status": VenueStatus.OPEN.value}})
+        if params.has_free_spaces:
+            filters.append({"term": {"kind": VenueKind.PARKING_LOT.value}})
+            filters.append({"range": {"free_spaces": {"gte": 1}}})
+        # No clause for removed venues: the index never holds one (the outbox deletes it, a
+        # reindex skips it) and ``rank`` refuses one anyway; the clause cost Elasticsearch
+        # ~0.3 ms of CPU a request.
+        boolean: dict[str, Any] = {"filter": filters}
         if params.q:
             # The standard analyzer makes one token per CJK character, so a phrase of them is
             # a substring match on Chinese text.
@@ -353,7 +406,7 @@ class ElasticsearchBackend(SearchBackend):
     def reaches(params: SearchParams, skip_below: float) -> list[float]:
         """The arc radii of the successive queries: small first, the full reach last."""
         full = params.radius_m * (1 + geo.ARC_SLACK) + geo.ARC_MARGIN_M
-        step = FIRST_REACH_M * math.sqrt((params.limit + 1) / 21)
+        step = ES_FIRST_REACH_M * math.sqrt((params.limit + 1) / 21)
         reaches = []
         while skip_below + step < full:
             reaches.append(skip_below + step)
@@ -374,7 +427,7 @@ class ElasticsearchBackend(SearchBackend):
             },
             {"id": "asc"},
         ]
-        batch = min(MAX_BATCH, max(MIN_BATCH, 2 * (params.limit + 1)))
+        batch = first_batch(params)
         reranker = Reranker(params)
         # Nothing after the cursor can be nearer (in arc terms) than this: start the scan there.
         start = reranker.skip_below
@@ -396,15 +449,23 @@ class ElasticsearchBackend(SearchBackend):
                 hits = response["hits"]["hits"]
                 for hit in hits:
                     source = hit["_source"]
-                    if source["id"] in seen:
+                    venue_id = source["id"]
+                    if venue_id in seen:
                         continue  # read again in the overlap of two stages
-                    seen.add(source["id"])
-                    reranker.offer(float(hit["sort"][0]), partial(_doc_from_hit, source))
+                    seen.add(venue_id)
+                    reranker.offer_at(
+                        float(hit["sort"][0]),
+                        venue_id,
+                        source["lat"],
+                        source["lng"],
+                        partial(_doc_from_hit, source),
+                    )
                 if len(hits) < batch:
                     break  # this stage's disk is exhausted
                 if reranker.complete(float(hits[-1]["sort"][0])):
                     return reranker.result()
                 search_after = hits[-1]["sort"]
+                batch = min(MAX_BATCH, 2 * batch)  # the page needs more: read further at once
             if stage == len(reaches) - 1:
                 break
             # Every venue this stage did not return is at least ``floor`` away (arc), allowing
@@ -416,6 +477,22 @@ class ElasticsearchBackend(SearchBackend):
         return reranker.result()
 
 
+def first_batch(params: SearchParams) -> int:
+    """How many hits the first Elasticsearch request of a stage asks for.
+
+    The page needs ``limit + 1`` hits, and the re-ranker may stop once the next candidate's arc
+    exceeds the last kept hit's distance by ``ARC_SLACK`` + ``ARC_MARGIN_M``: about 2 % more
+    candidates on a plane, a few more for the spread of real points. Every hit asked for costs
+    Elasticsearch a stored document to read and this process a geodesic, so ask for a quarter
+    more (at least 5); twice that when a clock-dependent filter may refuse many candidates. A
+    stage that needs more reads on with doubled batches (``search_after``)."""
+    need = params.limit + 1
+    batch = need + max(5, need // 4)
+    if params.open_now or params.has_free_spaces:
+        batch *= 2
+    return min(MAX_BATCH, batch)
+
+
 # Fields a hit does not need (``description`` only matters to the ``q`` filter, which the index
 # evaluates; ``location`` repeats lat/lng).
 SOURCE_EXCLUDES = ["description", "location"]
@@ -423,7 +500,18 @@ SOURCE_EXCLUDES = ["description", "location"]
 # each further query widens it while the page is not complete.
 FIRST_REACH_M = 400.0
 REACH_GROWTH = 3.0
+# Elasticsearch's first reach. A request costs Elasticsearch far more than the distances of the
+# few thousand venues a wider disk holds (100,000-venue demo city: ~1.5 requests a search from
+# 400 m, ~1.1 from 1,200 m, for about the same Elasticsearch CPU per request), so it starts at
+# the database's second radius.
+ES_FIRST_REACH_M = FIRST_REACH_M * REACH_GROWTH
 
 
 def _doc_from_hit(source: dict[str, Any]) -> VenueDoc:
-    return VenueDoc.from_source({**source, "description": ""})
+    """The document of a hit whose ``_source`` lacks ``description`` (``SOURCE_EXCLUDES``)."""
+    try:
+        # The index is written from VenueDoc.to_source and its mapping is strict, so the
+        # filtered source holds exactly the other fields: build it directly.
+        return VenueDoc(**source, description="")
+    except TypeError:  # a field the projection does not know (an index of another version)
+        return VenueDoc.from_source({**source, "description": ""})
