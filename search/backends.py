@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import bisect
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,19 +32,17 @@ from functools import partial
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch
-from tortoise.expressions import Q
 from tortoise.filters import escape_like
 
 from backend import geo
 from venues.documents import (
-    DOC_COLUMNS,
     PARKING_STALE_AFTER,
     LiveState,
     VenueDoc,
     doc_from_row,
     live_state,
 )
-from venues.models import Venue, VenueStatus
+from venues.models import Venue, VenueKind, VenueStatus
 
 MIN_BATCH = 50
 MAX_BATCH = 1000
@@ -150,154 +149,192 @@ class SearchBackend(abc.ABC):
 
 
 class DatabaseBackend(SearchBackend):
-    """Bounding-box prefilter in SQL (through the R*Tree on SQLite, the ``(lat, lng)`` B-tree on
-    PostgreSQL), arc pre-sort and exact re-ranking in Python."""
+    """Candidates of a bounding box in arc order straight from SQL (through the R*Tree on SQLite,
+    the ``(lat, lng)`` B-tree on PostgreSQL), exact re-ranking in Python."""
 
-    # ``rank`` re-checks kind, accessibility and status on every row it reads, so a venue changed
-    # between the two queries is judged on its current state.
+    # ``rank`` re-checks kind, accessibility and status of every row it is given; the row and
+    # its arc come from one query, so a venue is judged on the state that query saw.
 
     name = "database"
-
-    async def _points(
-        self, params: SearchParams, box: geo.Box, inner: geo.Box | None
-    ) -> list[tuple[int, float, float]]:
-        """(id, lat, lng) of the matching venues in ``box`` and not in ``inner``."""
-        client = Venue._meta.db
-        if client.capabilities.dialect == "sqlite":
-            sql, values = rtree_query(params, box)
-            _, rows = await client.execute_query(sql, values)
-            points = [(row[0], row[1], row[2]) for row in rows]
-        else:
-            points = await self._btree_points(params, box)
-        if inner is None:
-            return points
-        return [p for p in points if not inner.contains(geo.Point(p[1], p[2]))]
-
-    @staticmethod
-    async def _btree_points(params: SearchParams, box: geo.Box) -> list[tuple[int, float, float]]:
-        """The box on the ``(lat, lng)`` B-tree (PostgreSQL)."""
-        query = Venue.filter(lat__gte=box.min_lat, lat__lte=box.max_lat).exclude(
-            status=VenueStatus.REMOVED
-        )
-        if box.crosses_antimeridian:
-            query = query.filter(Q(lng__gte=box.min_lng) | Q(lng__lte=box.max_lng))
-        else:
-            query = query.filter(lng__gte=box.min_lng, lng__lte=box.max_lng)
-        if params.kinds:
-            query = query.filter(kind__in=list(params.kinds))
-        if params.accessible:
-            query = query.filter(accessible=True)
-        if params.q:
-            q = params.q
-            query = query.filter(
-                Q(name__icontains=q) | Q(address__icontains=q) | Q(description__icontains=q)
-            )
-        return await query.values_list("id", "lat", "lng")
 
     async def search(self, params: SearchParams) -> SearchResult:
         # Expanding boxes: the box of a small radius first, a wider one only while the page is
         # not complete. A venue outside the box of radius r is farther than r (geodesic), so
-        # its arc is at least ``arc_floor_m(r)``: candidates nearer than that are offered in arc
-        # order exactly as if the whole box had been read.
+        # its arc is at least ``arc_floor_m(r)``: every venue with a smaller arc is in the box,
+        # and the query of that box yields them in arc order exactly as if the whole radius had
+        # been read. The next box yields the arcs from there on.
+        client = Venue._meta.db
         centre = params.centre
         reranker = Reranker(params)
         chunk = min(MAX_BATCH, max(MIN_BATCH, 2 * (params.limit + 1)))
-        pending: list[tuple[float, int]] = []  # (arc, id) read but not yet offered, sorted
-        inner: geo.Box | None = None
+        floor = reranker.skip_below  # nearer than this was offered, or is before the cursor
         for radius in expanding_radii(params):
             final = radius >= params.radius_m
             box = geo.bounding_box(centre, params.radius_m if final else radius)
-            found = await self._points(params, box, inner)
-            inner = box
-            arcs = geo.arcs_m(centre, [(lat, lng) for _, lat, lng in found])
-            pending.extend(zip(arcs, (pk for pk, _, _ in found), strict=True))
-            pending.sort()
-            outside = math.inf if final else geo.arc_floor_m(radius)
-            start = bisect.bisect_left(pending, (reranker.skip_below, -1))
-            done = await self._offer(reranker, pending, start, outside, chunk)
-            if done is None:
+            outside = None if final else geo.arc_floor_m(radius)
+            after: tuple[float, int] | None = None
+            while True:
+                sql, values = candidates_query(
+                    client.capabilities.dialect,
+                    params,
+                    box,
+                    floor=floor,
+                    below=outside,
+                    after=after,
+                    limit=chunk,
+                )
+                _, rows = await client.execute_query(sql, values)
+                for row in rows:
+                    arc = row[_ARC]
+                    if reranker.complete(arc):
+                        return reranker.result()
+                    reranker.offer(arc, partial(_doc_from_candidate, row))
+                if len(rows) < chunk:
+                    break
+                after = (rows[-1][_ARC], rows[-1][_ID])
+            if outside is None or reranker.complete(outside):
                 return reranker.result()
-            del pending[:done]
-            if final or reranker.complete(outside):
-                return reranker.result()
+            floor = max(floor, outside)
         return reranker.result()
 
-    @staticmethod
-    async def _offer(
-        reranker: Reranker,
-        pending: list[tuple[float, int]],
-        start: int,
-        outside: float,
-        chunk: int,
-    ) -> int | None:
-        """Offer ``pending[start:]`` nearer than ``outside`` in arc order, reading whole rows a
-        chunk at a time. None when the page is complete; else how many entries were used."""
-        while start < len(pending) and pending[start][0] < outside:
-            if reranker.complete(pending[start][0]):
-                return None
-            end = bisect.bisect_left(
-                pending, (outside, -1), start, min(len(pending), start + chunk)
-            )
-            part = pending[start:end]
-            found = await Venue.filter(id__in=[pk for _, pk in part]).values("id", *DOC_COLUMNS)
-            rows = {row["id"]: row for row in found}
-            for arc, pk in part:
-                if reranker.complete(arc):
-                    return None
-                if pk in rows:
-                    reranker.offer(arc, partial(doc_from_row, rows[pk]))
-            start = end
-        return start
 
-
-# SQLite's R*Tree of venue points (venues/migrations/0005_venue_rtree.py): one degenerate box
-# per venue that is not removed, bounds stored as 32-bit floats rounded outwards. It only narrows
-# the rows; the exact conditions on the venue's own columns are the same as on the B-tree path
-# (and Tortoise's ``icontains`` for ``q``), so both paths select exactly the same venues.
-# CROSS JOIN keeps the R*Tree the outer loop: the planner may not switch to the (lat, lng) index.
-_RTREE_SELECT = (
-    'SELECT v."id", v."lat", v."lng" FROM "venues_venue_rtree" AS r CROSS JOIN "venues_venue" AS v'
-    ' WHERE v."id" = r.id AND r.max_lat >= ? AND r.min_lat <= ?'
-    ' AND v."lat" >= ? AND v."lat" <= ? AND v."status" <> ?'
+# What a candidate row holds, in order: what the hit needs (``description`` only matters to the
+# ``q`` filter, which the query evaluates; ``attributes`` only for parking lots), the private id
+# and the arc. The arc is ``geo.arc_m`` computed by the database (the same haversine on the same
+# sphere, in double precision; its rounding differs from Python's by far less than the slack
+# ``geo.ARC_SLACK``/``geo.ARC_MARGIN_M`` leaves, which is all the re-ranker relies on).
+_CANDIDATE_COLUMNS = (
+    "public_id",
+    "kind",
+    "name",
+    "address",
+    "district",
+    "street",
+    "lat",
+    "lng",
+    "opening_hours",
+    "status",
+    "accessible",
 )
+_ATTRIBUTES = len(_CANDIDATE_COLUMNS)
+_ID = _ATTRIBUTES + 1
+_ARC = _ATTRIBUTES + 2
+
+
+def _doc_from_candidate(row: Any) -> VenueDoc:
+    """The venue's document from a candidate row (the same projection as ``doc_from_row``)."""
+    values = {name: row[i] for i, name in enumerate(_CANDIDATE_COLUMNS)}
+    attributes = row[_ATTRIBUTES]
+    if isinstance(attributes, str):
+        attributes = json.loads(attributes)
+    return doc_from_row(values | {"description": "", "attributes": attributes})
+
+
+# The box's venues on SQLite: the R*Tree of venue points (venues/migrations/0005_venue_rtree.py)
+# holds one degenerate box per venue that is not removed, bounds stored as 32-bit floats rounded
+# outwards. It only narrows the rows; the exact conditions on the venue's own columns are the same
+# as on PostgreSQL's B-tree (and Tortoise's ``icontains`` for ``q``), so both select exactly the
+# same venues. CROSS JOIN keeps the R*Tree the outer loop: the planner may not switch to the
+# (lat, lng) index.
+_RTREE_FROM = (
+    ' FROM "venues_venue_rtree" AS r CROSS JOIN "venues_venue" AS v'
+    ' WHERE v."id" = r.id AND r.max_lat >= ? AND r.min_lat <= ?'
+)
+_TABLE_FROM = ' FROM "venues_venue" AS v WHERE TRUE'
 _ICONTAINS = """UPPER(CAST(v."{}" AS VARCHAR)) LIKE UPPER(?) ESCAPE '\\'"""
 
 
-def rtree_query(params: SearchParams, box: geo.Box) -> tuple[str, list[Any]]:
-    """The SQL (and its values) selecting (id, lat, lng) of the matching venues in ``box``
-    through the R*Tree. A box across the antimeridian is two R*Tree ranges, one per side."""
-    extra = ""
-    extra_values: list[Any] = []
+def candidates_query(
+    dialect: str,
+    params: SearchParams,
+    box: geo.Box,
+    *,
+    floor: float,
+    below: float | None,
+    after: tuple[float, int] | None,
+    limit: int,
+) -> tuple[str, list[Any]]:
+    """The SQL (and its values) of the next ``limit`` candidates: the matching venues in ``box``
+    whose arc from the centre is at least ``floor`` and under ``below`` (if given), after the
+    ``(arc, id)`` key ``after`` (if given), in ``(arc, id)`` order. On SQLite the box is read
+    through the R*Tree (across the antimeridian as two ranges, one per side)."""
+    rtree = dialect == "sqlite"
+    where = ' AND v."lat" >= ? AND v."lat" <= ? AND v."status" <> ?'
+    values: list[Any] = [box.min_lat, box.max_lat, VenueStatus.REMOVED.value]
+    if rtree:
+        values = [box.min_lat, box.max_lat, *values]
     if params.kinds:
-        extra += f' AND v."kind" IN ({", ".join("?" * len(params.kinds))})'
-        extra_values += list(params.kinds)
+        where += f' AND v."kind" IN ({", ".join("?" * len(params.kinds))})'
+        values += list(params.kinds)
     if params.accessible:
-        extra += ' AND v."accessible" = ?'
-        extra_values.append(True)
+        where += ' AND v."accessible" = ?'
+        values.append(True)
     if params.q:
         pattern = f"%{escape_like(params.q)}%"
         matches = (_ICONTAINS.format(column) for column in ("name", "address", "description"))
-        extra += f" AND ({' OR '.join(matches)})"
-        extra_values += [pattern] * 3
-    head = [box.min_lat, box.max_lat, box.min_lat, box.max_lat, VenueStatus.REMOVED.value]
-    if box.crosses_antimeridian:
-        sides = [
-            (' AND r.max_lng >= ? AND v."lng" >= ?', [box.min_lng, box.min_lng]),
-            (' AND r.min_lng <= ? AND v."lng" <= ?', [box.max_lng, box.max_lng]),
-        ]
-    else:
+        where += f" AND ({' OR '.join(matches)})"
+        values += [pattern] * 3
+    if not box.crosses_antimeridian:
         sides = [
             (
                 ' AND r.max_lng >= ? AND r.min_lng <= ? AND v."lng" >= ? AND v."lng" <= ?',
                 [box.min_lng, box.max_lng, box.min_lng, box.max_lng],
             )
         ]
+    else:
+        sides = [
+            (' AND r.max_lng >= ? AND v."lng" >= ?', [box.min_lng, box.min_lng]),
+            (' AND r.min_lng <= ? AND v."lng" <= ?', [box.max_lng, box.max_lng]),
+        ]
+    if not rtree:  # one range on the B-tree, no R*Tree bounds
+        if box.crosses_antimeridian:
+            sides = [(' AND (v."lng" >= ? OR v."lng" <= ?)', [box.min_lng, box.max_lng])]
+        else:
+            sides = [(' AND v."lng" >= ? AND v."lng" <= ?', [box.min_lng, box.max_lng])]
+    columns = ", ".join(f'v."{name}"' for name in _CANDIDATE_COLUMNS)
+    # ``attributes`` only for parking lots (the only kind whose document uses them).
+    head = (
+        f'SELECT {columns}, CASE WHEN v."kind" = ? THEN v."attributes" END,'
+        f' v."id", {_arc_sql(dialect)} AS arc'
+    )
+    phi = math.radians(params.centre.lat)
+    head_values: list[Any] = [VenueKind.PARKING_LOT.value, phi, math.cos(phi), params.centre.lng]
     parts = []
-    values: list[Any] = []
+    all_values: list[Any] = []
     for condition, side_values in sides:
-        parts.append(_RTREE_SELECT + condition + extra)
-        values += head + side_values + extra_values
-    return " UNION ALL ".join(parts), values
+        parts.append(head + (_RTREE_FROM if rtree else _TABLE_FROM) + where + condition)
+        all_values += head_values + values + side_values
+    key = " WHERE c.arc >= ?"
+    all_values.append(floor)
+    if below is not None:
+        key += " AND c.arc < ?"
+        all_values.append(below)
+    if after is not None:
+        key += " AND (c.arc > ? OR (c.arc = ? AND c.id > ?))"
+        all_values += [after[0], after[0], after[1]]
+    union = " UNION ALL ".join(parts)
+    sql = f"SELECT * FROM ({union}) AS c{key} ORDER BY c.arc, c.id LIMIT ?"  # noqa: S608 - fixed fragments, bound values
+    all_values.append(limit)
+    if not rtree:
+        sql = _numbered(sql)
+    return sql, all_values
+
+
+def _arc_sql(dialect: str) -> str:
+    """``geo.arc_m`` from the centre to the venue, in SQL; its values are ``(radians of the
+    centre's latitude, cosine of it, centre's longitude)``."""
+    least = "MIN" if dialect == "sqlite" else "LEAST"
+    h = (
+        'POWER(SIN((RADIANS(v."lat") - ?) / 2), 2)'
+        ' + ? * COS(RADIANS(v."lat")) * POWER(SIN(RADIANS(v."lng" - ?) / 2), 2)'
+    )
+    return f"{2 * geo.MEAN_RADIUS_M!r} * ASIN({least}(1.0, SQRT({h})))"
+
+
+def _numbered(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1, $2, …`` (no ``?`` occurs in our SQL otherwise)."""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
 
 
 def expanding_radii(params: SearchParams) -> list[float]:
