@@ -168,7 +168,8 @@ class DatabaseBackend(SearchBackend):
         reranker = Reranker(params)
         chunk = min(MAX_BATCH, max(MIN_BATCH, 2 * (params.limit + 1)))
         floor = reranker.skip_below  # nearer than this was offered, or is before the cursor
-        for radius in expanding_radii(params):
+        radius = next_radius(params, None, 0)
+        while True:
             final = radius >= params.radius_m
             box = geo.bounding_box(centre, params.radius_m if final else radius)
             outside = None if final else geo.arc_floor_m(radius)
@@ -195,7 +196,7 @@ class DatabaseBackend(SearchBackend):
             if outside is None or reranker.complete(outside):
                 return reranker.result()
             floor = max(floor, outside)
-        return reranker.result()
+            radius = next_radius(params, radius, len(reranker.best))
 
 
 # What a candidate row holds, in order: what the hit needs (``description`` only matters to the
@@ -337,16 +338,18 @@ def _numbered(sql: str) -> str:
     return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
 
 
-def expanding_radii(params: SearchParams) -> list[float]:
-    """Geodesic radii of successive searches: a small one first, the requested radius last."""
+def next_radius(params: SearchParams, radius: float | None, hits: int) -> float:
+    """The geodesic radius of the next box: a small one first (beyond the cursor's distance),
+    then one sized by the hits the previous box gave (``hits`` of the ``limit + 1`` the page
+    needs: as many more as the area they came from suggests, with a margin, from ×1.5 to ×3
+    the previous reach), capped at the requested radius."""
     after = params.after[0] if params.after else 0
-    step = FIRST_REACH_M * math.sqrt((params.limit + 1) / 21)
-    radii = []
-    while after + step < params.radius_m:
-        radii.append(after + step)
-        step *= REACH_GROWTH
-    radii.append(float(params.radius_m))
-    return radii
+    if radius is None:
+        reach = FIRST_REACH_M * math.sqrt((params.limit + 1) / 21)
+    else:
+        growth = math.sqrt((params.limit + 1) / max(hits, 1)) * REACH_MARGIN
+        reach = (radius - after) * min(REACH_GROWTH, max(MIN_REACH_GROWTH, growth))
+    return float(params.radius_m) if after + reach >= params.radius_m else after + reach
 
 
 class ElasticsearchBackend(SearchBackend):
@@ -460,6 +463,9 @@ SOURCE_EXCLUDES = ["description", "location"]
 # each further query widens it while the page is not complete.
 FIRST_REACH_M = 400.0
 REACH_GROWTH = 3.0
+# The database backend widens less where the previous box gave enough hits to judge the density.
+MIN_REACH_GROWTH = 1.5
+REACH_MARGIN = 1.3
 
 
 def _doc_from_hit(source: dict[str, Any]) -> VenueDoc:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from tortoise import connections
 
 from backend import geo
-from search.backends import DatabaseBackend, SearchParams, candidates_query
+from search.backends import DatabaseBackend, SearchParams, candidates_query, next_radius
 from tests.conftest import PROFILE
 from tests.search_fixtures import (  # noqa: F401 - fixtures
     Spec,
@@ -318,3 +318,15 @@ async def test_candidates_are_read_in_arc_order_across_chunks_and_ties(search_ct
     assert [row[0] for row in rows] == ["near"] + [f"closed-{i:02d}" for i in range(4)]
     for row in rows:
         assert math.isclose(row[-1], geo.arc_m(CENTRE, geo.Point(row[6], row[7])), abs_tol=1e-6)
+
+
+def test_the_next_box_is_sized_by_the_hits_of_the_previous_one():
+    params = SearchParams(centre=CENTRE, radius_m=3000, now=datetime(2026, 11, 30, tzinfo=UTC))
+    assert next_radius(params, None, 0) == 400.0
+    assert next_radius(params, 400.0, 0) == 1200.0  # nothing found: ×3
+    assert math.isclose(next_radius(params, 400.0, 10), 400 * math.sqrt(21 / 10) * 1.3)
+    assert next_radius(params, 400.0, 20) == 600.0  # nearly enough: at least ×1.5
+    assert next_radius(params, 1200.0, 0) == 3000.0  # never beyond the requested radius
+    after = dataclasses.replace(params, after=(1000, "x"))
+    assert next_radius(after, None, 0) == 1400.0  # measured from the cursor's distance
+    assert next_radius(after, 1400.0, 0) == 2200.0
