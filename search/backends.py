@@ -31,19 +31,15 @@ from functools import partial
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch
-from tortoise.expressions import Q
-from tortoise.filters import escape_like
 
 from backend import geo
 from venues.documents import (
-    DOC_COLUMNS,
     PARKING_STALE_AFTER,
     LiveState,
     VenueDoc,
-    doc_from_row,
     live_state,
 )
-from venues.models import Venue, VenueKind, VenueStatus
+from venues.models import VenueKind, VenueStatus
 
 MIN_BATCH = 50
 MAX_BATCH = 1000
@@ -191,169 +187,6 @@ class SearchBackend(abc.ABC):
     @abc.abstractmethod
     async def search(self, params: SearchParams) -> SearchResult:
         """One page of hits in (distance_m, id) order, and the key to continue after."""
-
-
-class DatabaseBackend(SearchBackend):
-    """Bounding-box prefilter in SQL (through the R*Tree on SQLite, the ``(lat, lng)`` B-tree on
-    PostgreSQL), arc pre-sort and exact re-ranking in Python."""
-
-    # ``rank`` re-checks kind, accessibility and status on every row it reads, so a venue changed
-    # between the two queries is judged on its current state.
-
-    name = "database"
-
-    async def _points(
-        self, params: SearchParams, box: geo.Box, inner: geo.Box | None
-    ) -> list[tuple[int, float, float]]:
-        """(id, lat, lng) of the matching venues in ``box`` and not in ``inner``."""
-        client = Venue._meta.db
-        if client.capabilities.dialect == "sqlite":
-            sql, values = rtree_query(params, box)
-            _, rows = await client.execute_query(sql, values)
-            points = [(row[0], row[1], row[2]) for row in rows]
-        else:
-            points = await self._btree_points(params, box)
-        if inner is None:
-            return points
-        return [p for p in points if not inner.contains(geo.Point(p[1], p[2]))]
-
-    @staticmethod
-    async def _btree_points(params: SearchParams, box: geo.Box) -> list[tuple[int, float, float]]:
-        """The box on the ``(lat, lng)`` B-tree (PostgreSQL)."""
-        query = Venue.filter(lat__gte=box.min_lat, lat__lte=box.max_lat).exclude(
-            status=VenueStatus.REMOVED
-        )
-        if box.crosses_antimeridian:
-            query = query.filter(Q(lng__gte=box.min_lng) | Q(lng__lte=box.max_lng))
-        else:
-            query = query.filter(lng__gte=box.min_lng, lng__lte=box.max_lng)
-        if params.kinds:
-            query = query.filter(kind__in=list(params.kinds))
-        if params.accessible:
-            query = query.filter(accessible=True)
-        if params.q:
-            q = params.q
-            query = query.filter(
-                Q(name__icontains=q) | Q(address__icontains=q) | Q(description__icontains=q)
-            )
-        return await query.values_list("id", "lat", "lng")
-
-    async def search(self, params: SearchParams) -> SearchResult:
-        # Expanding boxes: the box of a small radius first, a wider one only while the page is
-        # not complete. A venue outside the box of radius r is farther than r (geodesic), so
-        # its arc is at least ``arc_floor_m(r)``: candidates nearer than that are offered in arc
-        # order exactly as if the whole box had been read.
-        centre = params.centre
-        reranker = Reranker(params)
-        chunk = min(MAX_BATCH, max(MIN_BATCH, 2 * (params.limit + 1)))
-        pending: list[tuple[float, int]] = []  # (arc, id) read but not yet offered, sorted
-        inner: geo.Box | None = None
-        for radius in expanding_radii(params):
-            final = radius >= params.radius_m
-            box = geo.bounding_box(centre, params.radius_m if final else radius)
-            found = await self._points(params, box, inner)
-            inner = box
-            arcs = geo.arcs_m(centre, [(lat, lng) for _, lat, lng in found])
-            pending.extend(zip(arcs, (pk for pk, _, _ in found), strict=True))
-            pending.sort()
-            outside = math.inf if final else geo.arc_floor_m(radius)
-            start = bisect.bisect_left(pending, (reranker.skip_below, -1))
-            done = await self._offer(reranker, pending, start, outside, chunk)
-            if done is None:
-                return reranker.result()
-            del pending[:done]
-            if final or reranker.complete(outside):
-                return reranker.result()
-        return reranker.result()
-
-    @staticmethod
-    async def _offer(
-        reranker: Reranker,
-        pending: list[tuple[float, int]],
-        start: int,
-        outside: float,
-        chunk: int,
-    ) -> int | None:
-        """Offer ``pending[start:]`` nearer than ``outside`` in arc order, reading whole rows a
-        chunk at a time. None when the page is complete; else how many entries were used."""
-        while start < len(pending) and pending[start][0] < outside:
-            if reranker.complete(pending[start][0]):
-                return None
-            end = bisect.bisect_left(
-                pending, (outside, -1), start, min(len(pending), start + chunk)
-            )
-            part = pending[start:end]
-            found = await Venue.filter(id__in=[pk for _, pk in part]).values("id", *DOC_COLUMNS)
-            rows = {row["id"]: row for row in found}
-            for arc, pk in part:
-                if reranker.complete(arc):
-                    return None
-                if pk in rows:
-                    reranker.offer(arc, partial(doc_from_row, rows[pk]))
-            start = end
-        return start
-
-
-# SQLite's R*Tree of venue points (venues/migrations/0005_venue_rtree.py): one degenerate box
-# per venue that is not removed, bounds stored as 32-bit floats rounded outwards. It only narrows
-# the rows; the exact conditions on the venue's own columns are the same as on the B-tree path
-# (and Tortoise's ``icontains`` for ``q``), so both paths select exactly the same venues.
-# CROSS JOIN keeps the R*Tree the outer loop: the planner may not switch to the (lat, lng) index.
-_RTREE_SELECT = (
-    'SELECT v."id", v."lat", v."lng" FROM "venues_venue_rtree" AS r CROSS JOIN "venues_venue" AS v'
-    ' WHERE v."id" = r.id AND r.max_lat >= ? AND r.min_lat <= ?'
-    ' AND v."lat" >= ? AND v."lat" <= ? AND v."status" <> ?'
-)
-_ICONTAINS = """UPPER(CAST(v."{}" AS VARCHAR)) LIKE UPPER(?) ESCAPE '\\'"""
-
-
-def rtree_query(params: SearchParams, box: geo.Box) -> tuple[str, list[Any]]:
-    """The SQL (and its values) selecting (id, lat, lng) of the matching venues in ``box``
-    through the R*Tree. A box across the antimeridian is two R*Tree ranges, one per side."""
-    extra = ""
-    extra_values: list[Any] = []
-    if params.kinds:
-        extra += f' AND v."kind" IN ({", ".join("?" * len(params.kinds))})'
-        extra_values += list(params.kinds)
-    if params.accessible:
-        extra += ' AND v."accessible" = ?'
-        extra_values.append(True)
-    if params.q:
-        pattern = f"%{escape_like(params.q)}%"
-        matches = (_ICONTAINS.format(column) for column in ("name", "address", "description"))
-        extra += f" AND ({' OR '.join(matches)})"
-        extra_values += [pattern] * 3
-    head = [box.min_lat, box.max_lat, box.min_lat, box.max_lat, VenueStatus.REMOVED.value]
-    if box.crosses_antimeridian:
-        sides = [
-            (' AND r.max_lng >= ? AND v."lng" >= ?', [box.min_lng, box.min_lng]),
-            (' AND r.min_lng <= ? AND v."lng" <= ?', [box.max_lng, box.max_lng]),
-        ]
-    else:
-        sides = [
-            (
-                ' AND r.max_lng >= ? AND r.min_lng <= ? AND v."lng" >= ? AND v."lng" <= ?',
-                [box.min_lng, box.max_lng, box.min_lng, box.max_lng],
-            )
-        ]
-    parts = []
-    values: list[Any] = []
-    for condition, side_values in sides:
-        parts.append(_RTREE_SELECT + condition + extra)
-        values += head + side_values + extra_values
-    return " UNION ALL ".join(parts), values
-
-
-def expanding_radii(params: SearchParams) -> list[float]:
-    """Geodesic radii of successive searches: a small one first, the requested radius last."""
-    after = params.after[0] if params.after else 0
-    step = FIRST_REACH_M * math.sqrt((params.limit + 1) / 21)
-    radii = []
-    while after + step < params.radius_m:
-        radii.append(after + step)
-        step *= REACH_GROWTH
-    radii.append(float(params.radius_m))
-    return radii
 
 
 class ElasticsearchBackend(SearchBackend):
@@ -505,6 +338,9 @@ REACH_GROWTH = 3.0
 # 400 m, ~1.1 from 1,200 m, for about the same Elasticsearch CPU per request), so it starts at
 # the database's second radius.
 ES_FIRST_REACH_M = FIRST_REACH_M * REACH_GROWTH
+# The database backend widens less where the previous box gave enough hits to judge the density.
+MIN_REACH_GROWTH = 1.5
+REACH_MARGIN = 1.3
 
 
 def _doc_from_hit(source: dict[str, Any]) -> VenueDoc:

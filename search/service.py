@@ -14,13 +14,13 @@ from backend.clock import to_local
 from backend.context import AppContext, Slot
 from backend.elastic import Elastic
 from search.backends import (
-    DatabaseBackend,
     ElasticsearchBackend,
     Ranked,
     SearchBackend,
     SearchParams,
     SortKey,
 )
+from search.database import DatabaseBackend
 from search.schemas import SearchHit, SearchPage, VenueSearchQuery
 from venues.schemas import Location
 

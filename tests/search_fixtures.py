@@ -19,7 +19,8 @@ from elasticsearch import AsyncElasticsearch
 from sanic import Sanic
 
 from backend.context import AppContext
-from search.backends import DatabaseBackend, ElasticsearchBackend, SearchBackend
+from search.backends import ElasticsearchBackend, SearchBackend
+from search.database import DatabaseBackend
 from search.index import alias_name, drain
 from tests.conftest import PROFILE
 from venues.models import IndexOutbox, Venue, VenueKind

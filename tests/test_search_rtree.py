@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from tortoise import connections
 
 from backend import geo
-from search.backends import DatabaseBackend, SearchParams, rtree_query
+from search.backends import SearchParams
+from search.database import DatabaseBackend, candidates_query, next_radius
 from tests.conftest import PROFILE
 from tests.search_fixtures import (  # noqa: F401 - fixtures
     Spec,
@@ -282,9 +283,51 @@ async def test_the_box_query_walks_the_rtree(search_ctx):
         return
     box = geo.bounding_box(CENTRE, 3000)
     params = SearchParams(centre=CENTRE, radius_m=3000, now=search_ctx.clock.now(), q="书")
-    sql, values = rtree_query(params, box)
+    sql, values = candidates_query(
+        "sqlite", params, box, floor=0.0, below=None, after=None, limit=50
+    )
     conn = connections.get("default")
     _, plan = await conn.execute_query(f"EXPLAIN QUERY PLAN {sql}", values)
     steps = [row[3] for row in plan]
     assert any("VIRTUAL TABLE" in step for step in steps), steps
     assert not any("idx_venues_ven_lat" in step for step in steps), steps
+
+
+async def test_candidates_are_read_in_arc_order_across_chunks_and_ties(search_ctx):
+    # 70 closed venues share one spot (the same arc), so a page of open ones needs several
+    # chunks of candidates (50 for a page of 20) whose keys continue inside a tie.
+    spot, near = offset(CENTRE, 300, 0), offset(CENTRE, 0, 100)
+    specs = [
+        Spec(lat=spot.lat, lng=spot.lng, opening_hours=None, public_id=f"closed-{i:02d}")
+        for i in range(70)
+    ]
+    specs += [Spec(lat=spot.lat, lng=spot.lng, public_id=f"open-{i:02d}") for i in range(25)]
+    specs.append(Spec(lat=near.lat, lng=near.lng, public_id="near"))
+    await seed(search_ctx, specs)
+    expected_open = ["near"] + [f"open-{i:02d}" for i in range(25)]
+    assert await found(search_ctx, CENTRE, open_now=True) == expected_open
+    everything = await found(search_ctx, CENTRE)
+    assert everything == ["near"] + sorted(f"closed-{i:02d}" for i in range(70)) + expected_open[1:]
+    # The database's arc is geo.arc_m (the re-ranker's bounds rely on it).
+    conn = connections.get("default")
+    params = SearchParams(centre=CENTRE, radius_m=500, now=search_ctx.clock.now())
+    dialect = conn.capabilities.dialect
+    sql, values = candidates_query(
+        dialect, params, geo.bounding_box(CENTRE, 500), floor=0.0, below=None, after=None, limit=5
+    )
+    _, rows = await conn.execute_query(sql, values)
+    assert [row[0] for row in rows] == ["near"] + [f"closed-{i:02d}" for i in range(4)]
+    for row in rows:
+        assert math.isclose(row[-1], geo.arc_m(CENTRE, geo.Point(row[6], row[7])), abs_tol=1e-6)
+
+
+def test_the_next_box_is_sized_by_the_hits_of_the_previous_one():
+    params = SearchParams(centre=CENTRE, radius_m=3000, now=datetime(2026, 11, 30, tzinfo=UTC))
+    assert next_radius(params, None, 0) == 400.0
+    assert next_radius(params, 400.0, 0) == 1200.0  # nothing found: ×3
+    assert math.isclose(next_radius(params, 400.0, 10), 400 * math.sqrt(21 / 10) * 1.3)
+    assert next_radius(params, 400.0, 20) == 600.0  # nearly enough: at least ×1.5
+    assert next_radius(params, 1200.0, 0) == 3000.0  # never beyond the requested radius
+    after = dataclasses.replace(params, after=(1000, "x"))
+    assert next_radius(after, None, 0) == 1400.0  # measured from the cursor's distance
+    assert next_radius(after, 1400.0, 0) == 2200.0

@@ -1,0 +1,235 @@
+"""The database backend of the venue search (the embedded profile, and the fallback while
+Elasticsearch is down): a bounding box's candidates in arc order straight from SQL, fed to the
+one :class:`~search.backends.Reranker` (the ranking rule is in :mod:`search.backends`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import partial
+from typing import Any
+
+from tortoise.filters import escape_like
+
+from backend import geo
+from search.backends import (
+    FIRST_REACH_M,
+    MAX_BATCH,
+    MIN_BATCH,
+    MIN_REACH_GROWTH,
+    REACH_GROWTH,
+    REACH_MARGIN,
+    Reranker,
+    SearchBackend,
+    SearchParams,
+    SearchResult,
+)
+from venues.documents import (
+    VenueDoc,
+    doc_from_row,
+)
+from venues.models import Venue, VenueKind, VenueStatus
+
+
+class DatabaseBackend(SearchBackend):
+    """Candidates of a bounding box in arc order straight from SQL (through the R*Tree on SQLite,
+    the ``(lat, lng)`` B-tree on PostgreSQL), exact re-ranking in Python."""
+
+    # ``rank`` re-checks kind, accessibility and status of every row it is given; the row and
+    # its arc come from one query, so a venue is judged on the state that query saw.
+
+    name = "database"
+
+    async def search(self, params: SearchParams) -> SearchResult:
+        # Expanding boxes: the box of a small radius first, a wider one only while the page is
+        # not complete. A venue outside the box of radius r is farther than r (geodesic), so
+        # its arc is at least ``arc_floor_m(r)``: every venue with a smaller arc is in the box,
+        # and the query of that box yields them in arc order exactly as if the whole radius had
+        # been read. The next box yields the arcs from there on.
+        client = Venue._meta.db
+        centre = params.centre
+        reranker = Reranker(params)
+        chunk = min(MAX_BATCH, max(MIN_BATCH, 2 * (params.limit + 1)))
+        floor = reranker.skip_below  # nearer than this was offered, or is before the cursor
+        radius = next_radius(params, None, 0)
+        while True:
+            final = radius >= params.radius_m
+            box = geo.bounding_box(centre, params.radius_m if final else radius)
+            outside = None if final else geo.arc_floor_m(radius)
+            after: tuple[float, int] | None = None
+            while True:
+                sql, values = candidates_query(
+                    client.capabilities.dialect,
+                    params,
+                    box,
+                    floor=floor,
+                    below=outside,
+                    after=after,
+                    limit=chunk,
+                )
+                _, rows = await client.execute_query(sql, values)
+                for row in rows:
+                    arc = row[_ARC]
+                    if reranker.complete(arc):
+                        return reranker.result()
+                    reranker.offer(arc, partial(_doc_from_candidate, row))
+                if len(rows) < chunk:
+                    break
+                after = (rows[-1][_ARC], rows[-1][_ID])
+            if outside is None or reranker.complete(outside):
+                return reranker.result()
+            floor = max(floor, outside)
+            radius = next_radius(params, radius, len(reranker.best))
+
+
+# What a candidate row holds, in order: what the hit needs (``description`` only matters to the
+# ``q`` filter, which the query evaluates; ``attributes`` only for parking lots), the private id
+# and the arc. The arc is ``geo.arc_m`` computed by the database (the same haversine on the same
+# sphere, in double precision; its rounding differs from Python's by far less than the slack
+# ``geo.ARC_SLACK``/``geo.ARC_MARGIN_M`` leaves, which is all the re-ranker relies on).
+_CANDIDATE_COLUMNS = (
+    "public_id",
+    "kind",
+    "name",
+    "address",
+    "district",
+    "street",
+    "lat",
+    "lng",
+    "opening_hours",
+    "status",
+    "accessible",
+)
+_ATTRIBUTES = len(_CANDIDATE_COLUMNS)
+_ID = _ATTRIBUTES + 1
+_ARC = _ATTRIBUTES + 2
+
+
+def _doc_from_candidate(row: Any) -> VenueDoc:
+    """The venue's document from a candidate row (the same projection as ``doc_from_row``)."""
+    values = {name: row[i] for i, name in enumerate(_CANDIDATE_COLUMNS)}
+    attributes = row[_ATTRIBUTES]
+    if isinstance(attributes, str):
+        attributes = json.loads(attributes)
+    return doc_from_row(values | {"description": "", "attributes": attributes})
+
+
+# The box's venues on SQLite: the R*Tree of venue points (venues/migrations/0005_venue_rtree.py)
+# holds one degenerate box per venue that is not removed, bounds stored as 32-bit floats rounded
+# outwards. It only narrows the rows; the exact conditions on the venue's own columns are the same
+# as on PostgreSQL's B-tree (and Tortoise's ``icontains`` for ``q``), so both select exactly the
+# same venues. CROSS JOIN keeps the R*Tree the outer loop: the planner may not switch to the
+# (lat, lng) index.
+_RTREE_FROM = (
+    ' FROM "venues_venue_rtree" AS r CROSS JOIN "venues_venue" AS v'
+    ' WHERE v."id" = r.id AND r.max_lat >= ? AND r.min_lat <= ?'
+)
+_TABLE_FROM = ' FROM "venues_venue" AS v WHERE TRUE'
+_ICONTAINS = """UPPER(CAST(v."{}" AS VARCHAR)) LIKE UPPER(?) ESCAPE '\\'"""
+
+
+def candidates_query(
+    dialect: str,
+    params: SearchParams,
+    box: geo.Box,
+    *,
+    floor: float,
+    below: float | None,
+    after: tuple[float, int] | None,
+    limit: int,
+) -> tuple[str, list[Any]]:
+    """The SQL (and its values) of the next ``limit`` candidates: the matching venues in ``box``
+    whose arc from the centre is at least ``floor`` and under ``below`` (if given), after the
+    ``(arc, id)`` key ``after`` (if given), in ``(arc, id)`` order. On SQLite the box is read
+    through the R*Tree (across the antimeridian as two ranges, one per side)."""
+    rtree = dialect == "sqlite"
+    where = ' AND v."lat" >= ? AND v."lat" <= ? AND v."status" <> ?'
+    values: list[Any] = [box.min_lat, box.max_lat, VenueStatus.REMOVED.value]
+    if rtree:
+        values = [box.min_lat, box.max_lat, *values]
+    if params.kinds:
+        where += f' AND v."kind" IN ({", ".join("?" * len(params.kinds))})'
+        values += list(params.kinds)
+    if params.accessible:
+        where += ' AND v."accessible" = ?'
+        values.append(True)
+    if params.q:
+        pattern = f"%{escape_like(params.q)}%"
+        matches = (_ICONTAINS.format(column) for column in ("name", "address", "description"))
+        where += f" AND ({' OR '.join(matches)})"
+        values += [pattern] * 3
+    if not box.crosses_antimeridian:
+        sides = [
+            (
+                ' AND r.max_lng >= ? AND r.min_lng <= ? AND v."lng" >= ? AND v."lng" <= ?',
+                [box.min_lng, box.max_lng, box.min_lng, box.max_lng],
+            )
+        ]
+    else:
+        sides = [
+            (' AND r.max_lng >= ? AND v."lng" >= ?', [box.min_lng, box.min_lng]),
+            (' AND r.min_lng <= ? AND v."lng" <= ?', [box.max_lng, box.max_lng]),
+        ]
+    if not rtree:  # one range on the B-tree, no R*Tree bounds
+        if box.crosses_antimeridian:
+            sides = [(' AND (v."lng" >= ? OR v."lng" <= ?)', [box.min_lng, box.max_lng])]
+        else:
+            sides = [(' AND v."lng" >= ? AND v."lng" <= ?', [box.min_lng, box.max_lng])]
+    columns = ", ".join(f'v."{name}"' for name in _CANDIDATE_COLUMNS)
+    # ``attributes`` only for parking lots (the only kind whose document uses them).
+    head = (
+        f'SELECT {columns}, CASE WHEN v."kind" = ? THEN v."attributes" END,'
+        f' v."id", {_arc_sql(dialect)} AS arc'
+    )
+    phi = math.radians(params.centre.lat)
+    head_values: list[Any] = [VenueKind.PARKING_LOT.value, phi, math.cos(phi), params.centre.lng]
+    parts = []
+    all_values: list[Any] = []
+    for condition, side_values in sides:
+        parts.append(head + (_RTREE_FROM if rtree else _TABLE_FROM) + where + condition)
+        all_values += head_values + values + side_values
+    key = " WHERE c.arc >= ?"
+    all_values.append(floor)
+    if below is not None:
+        key += " AND c.arc < ?"
+        all_values.append(below)
+    if after is not None:
+        key += " AND (c.arc > ? OR (c.arc = ? AND c.id > ?))"
+        all_values += [after[0], after[0], after[1]]
+    union = " UNION ALL ".join(parts)
+    sql = f"SELECT * FROM ({union}) AS c{key} ORDER BY c.arc, c.id LIMIT ?"  # noqa: S608 - fixed fragments, bound values
+    all_values.append(limit)
+    if not rtree:
+        sql = _numbered(sql)
+    return sql, all_values
+
+
+def _arc_sql(dialect: str) -> str:
+    """``geo.arc_m`` from the centre to the venue, in SQL; its values are ``(radians of the
+    centre's latitude, cosine of it, centre's longitude)``."""
+    least = "MIN" if dialect == "sqlite" else "LEAST"
+    h = (
+        'POWER(SIN((RADIANS(v."lat") - ?) / 2), 2)'
+        ' + ? * COS(RADIANS(v."lat")) * POWER(SIN(RADIANS(v."lng" - ?) / 2), 2)'
+    )
+    return f"{2 * geo.MEAN_RADIUS_M!r} * ASIN({least}(1.0, SQRT({h})))"
+
+
+def _numbered(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1, $2, …`` (no ``?`` occurs in our SQL otherwise)."""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
+
+
+def next_radius(params: SearchParams, radius: float | None, hits: int) -> float:
+    """The geodesic radius of the next box: a small one first (beyond the cursor's distance),
+    then one sized by the hits the previous box gave (``hits`` of the ``limit + 1`` the page
+    needs: as many more as the area they came from suggests, with a margin, from ×1.5 to ×3
+    the previous reach), capped at the requested radius."""
+    after = params.after[0] if params.after else 0
+    if radius is None:
+        reach = FIRST_REACH_M * math.sqrt((params.limit + 1) / 21)
+    else:
+        growth = math.sqrt((params.limit + 1) / max(hits, 1)) * REACH_MARGIN
+        reach = (radius - after) * min(REACH_GROWTH, max(MIN_REACH_GROWTH, growth))
+    return float(params.radius_m) if after + reach >= params.radius_m else after + reach
