@@ -46,6 +46,19 @@ def _dumps(value: object, *, default: Callable[[Any], Any] | None = None, **kwar
     return orjson.dumps(value, default=default, option=_ORJSON_OPTIONS)  # type: ignore[return-value]
 
 
+# Connections the kernel queues before a worker accepts them. Sanic's default of 100 drops the
+# rest of a burst (a WeChat push: hundreds of phones at once), and a dropped SYN is retried only
+# after a second. The kernel caps it at net.core.somaxconn (4096 on current kernels).
+LISTEN_BACKLOG = 1024
+
+
+def raise_backlog(app: DefaultSanic) -> None:
+    """Every listening socket of the app queues LISTEN_BACKLOG connections (the sanic command
+    line has no option for it; the main process binds the sockets after this runs)."""
+    for info in app.state.server_info:
+        info.settings["backlog"] = max(LISTEN_BACKLOG, int(info.settings.get("backlog") or 0))
+
+
 def create_app(
     settings: Settings | None = None, *, features: tuple[Feature, ...] = FEATURES
 ) -> Sanic:
@@ -82,6 +95,10 @@ def create_app(
             app.blueprint(bp)
     install_docs(app, title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
     install_error_handlers(app)
+
+    @app.main_process_start
+    async def _backlog(app: DefaultSanic) -> None:
+        raise_backlog(app)
 
     @app.before_server_start
     async def _check_routes(app: DefaultSanic) -> None:
