@@ -119,6 +119,8 @@ class Run:
             self.record(Figure.from_raw("pg_insert", level, raw, ("inserted",)))
 
     async def booking_race(self) -> None:
+        warm_up = scenarios.booking_race(self.plan, warm_up=True)
+        await self.pyload({"kind": "burst", "url": self.base_url, "requests": warm_up})
         requests = scenarios.booking_race(self.plan)
         raw = await self.pyload({"kind": "burst", "url": self.base_url, "requests": requests})
         self.record(Figure.from_raw("booking_race", len(requests), raw, ("201", "409")))

@@ -104,11 +104,18 @@ def after_votes(plan: Plan) -> list[WrkScenario]:
     return [WrkScenario("ranking", "campaign ranking (sort=votes)", [Request("GET", ranking)])]
 
 
-def booking_race(plan: Plan, racers: int = 256) -> list[dict[str, str]]:
-    body = f'{{"unit_id": "{plan.unit_id}", "start": "{plan.booking_start}"}}'
+def booking_race(plan: Plan, racers: int = 256, *, warm_up: bool = False) -> list[dict[str, str]]:
+    """The race: the last ``racers`` residents on the court's 15:00 slot. Its warm-up (run
+    before, like every scenario's): as many other residents on the 17:00 slot, so the measured
+    burst meets warm pools and connections, not the first requests of a fresh server."""
+    start, people = plan.booking_start, plan.tokens[-racers:]
+    if warm_up:
+        start = start.replace("T15:00", "T17:00", 1)
+        people = plan.tokens[-2 * racers : -racers]
+    body = f'{{"unit_id": "{plan.unit_id}", "start": "{start}"}}'
     return [
         {"method": "POST", "path": "/api/v1/bookings", "auth": token, "body": body}
-        for token in plan.tokens[-racers:]
+        for token in people
     ]
 
 
