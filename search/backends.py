@@ -127,9 +127,7 @@ class Reranker:
         if arc < self.skip_below:
             return
         doc = make_doc()
-        distance = geo.distance_m(self.params.centre, doc.point)
-        if self._may_enter(distance, doc.id):
-            self._keep_hit(_judge(doc, distance, self.params))
+        self.offer_at(arc, doc.id, doc.lat, doc.lng, lambda: doc)
 
     def offer_at(
         self,

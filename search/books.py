@@ -24,6 +24,7 @@ from backend import geo, paging
 from backend.context import AppContext
 from backend.errors import ValidationFailed
 from search.schemas import BookPlaceHit, BookSearchPage, BookSearchQuery, HeldBook
+from search.sql import for_dialect, icontains
 from venues.documents import open_state
 from venues.models import Holding, VenueKind, VenueStatus
 from venues.schemas import Location
@@ -64,14 +65,11 @@ def _after(token: str, *, scope: str, secret: str) -> BookKey:
     return first, second, third
 
 
-# Tortoise's ``icontains`` exactly (``UPPER(CAST(… AS VARCHAR)) LIKE UPPER(?) ESCAPE '\\'``),
+# Tortoise's ``icontains`` exactly (:func:`search.sql.icontains`),
 # so titles match as they always did on both databases: a substring, case-insensitive, ``%`` and
 # ``_`` literal. A leading wildcard can use no B-tree; the catalogue is scanned (thousands of rows,
 # a millisecond), and what costs is the holdings, which the book index answers.
-_TITLE_OR_AUTHOR = (
-    """UPPER(CAST("title" AS VARCHAR)) LIKE UPPER(?) ESCAPE '\\'"""
-    """ OR UPPER(CAST("author" AS VARCHAR)) LIKE UPPER(?) ESCAPE '\\'"""
-)
+_TITLE_OR_AUTHOR = icontains('"title"') + " OR " + icontains('"author"')
 # CROSS JOIN keeps SQLite's join order: titles, then their holdings through the book index, then
 # each holding's venue by primary key. The box and the constants are written into the statement
 # as literals and only the user's text is a parameter: PostgreSQL then plans each search with its
@@ -119,10 +117,7 @@ def holdings_query(
         max_lng=_literal(box.max_lng),
         either="OR" if box.crosses_antimeridian else "AND",
     )
-    if dialect != "sqlite":  # asyncpg numbers its parameters
-        parts = sql.split("?")
-        sql = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
-    return sql, values
+    return for_dialect(sql, dialect), values
 
 
 async def search_books(*, ctx: AppContext, query: BookSearchQuery) -> BookSearchPage:

@@ -24,7 +24,9 @@ from search.backends import (
     SearchParams,
     SearchResult,
 )
+from search.sql import for_dialect, icontains
 from venues.documents import (
+    DOC_COLUMNS,
     VenueDoc,
     doc_from_row,
 )
@@ -72,7 +74,13 @@ class DatabaseBackend(SearchBackend):
                     arc = row[_ARC]
                     if reranker.complete(arc):
                         return reranker.result()
-                    reranker.offer(arc, partial(_doc_from_candidate, row))
+                    reranker.offer_at(
+                        arc,
+                        row[_PUBLIC_ID],
+                        row[_LAT],
+                        row[_LNG],
+                        partial(_doc_from_candidate, row),
+                    )
                 if len(rows) < chunk:
                     break
                 after = (rows[-1][_ARC], rows[-1][_ID])
@@ -87,19 +95,8 @@ class DatabaseBackend(SearchBackend):
 # and the arc. The arc is ``geo.arc_m`` computed by the database (the same haversine on the same
 # sphere, in double precision; its rounding differs from Python's by far less than the slack
 # ``geo.ARC_SLACK``/``geo.ARC_MARGIN_M`` leaves, which is all the re-ranker relies on).
-_CANDIDATE_COLUMNS = (
-    "public_id",
-    "kind",
-    "name",
-    "address",
-    "district",
-    "street",
-    "lat",
-    "lng",
-    "opening_hours",
-    "status",
-    "accessible",
-)
+_CANDIDATE_COLUMNS = tuple(c for c in DOC_COLUMNS if c not in ("description", "attributes"))
+_PUBLIC_ID, _LAT, _LNG = (_CANDIDATE_COLUMNS.index(c) for c in ("public_id", "lat", "lng"))
 _ATTRIBUTES = len(_CANDIDATE_COLUMNS)
 _ID = _ATTRIBUTES + 1
 _ARC = _ATTRIBUTES + 2
@@ -125,7 +122,6 @@ _RTREE_FROM = (
     ' WHERE v."id" = r.id AND r.max_lat >= ? AND r.min_lat <= ?'
 )
 _TABLE_FROM = ' FROM "venues_venue" AS v WHERE TRUE'
-_ICONTAINS = """UPPER(CAST(v."{}" AS VARCHAR)) LIKE UPPER(?) ESCAPE '\\'"""
 
 
 def candidates_query(
@@ -155,7 +151,7 @@ def candidates_query(
         values.append(True)
     if params.q:
         pattern = f"%{escape_like(params.q)}%"
-        matches = (_ICONTAINS.format(column) for column in ("name", "address", "description"))
+        matches = (icontains(f'v."{column}"') for column in ("name", "address", "description"))
         where += f" AND ({' OR '.join(matches)})"
         values += [pattern] * 3
     if not box.crosses_antimeridian:
@@ -199,9 +195,7 @@ def candidates_query(
     union = " UNION ALL ".join(parts)
     sql = f"SELECT * FROM ({union}) AS c{key} ORDER BY c.arc, c.id LIMIT ?"  # noqa: S608 - fixed fragments, bound values
     all_values.append(limit)
-    if not rtree:
-        sql = _numbered(sql)
-    return sql, all_values
+    return for_dialect(sql, dialect), all_values
 
 
 def _arc_sql(dialect: str) -> str:
@@ -213,12 +207,6 @@ def _arc_sql(dialect: str) -> str:
         ' + ? * COS(RADIANS(v."lat")) * POWER(SIN(RADIANS(v."lng" - ?) / 2), 2)'
     )
     return f"{2 * geo.MEAN_RADIUS_M!r} * ASIN({least}(1.0, SQRT({h})))"
-
-
-def _numbered(sql: str) -> str:
-    """``?`` placeholders as PostgreSQL's ``$1, $2, …`` (no ``?`` occurs in our SQL otherwise)."""
-    parts = sql.split("?")
-    return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
 
 
 def next_radius(params: SearchParams, radius: float | None, hits: int) -> float:
