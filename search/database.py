@@ -24,6 +24,7 @@ from search.backends import (
     SearchParams,
     SearchResult,
 )
+from search.points import LOG_POSITION_SQL, PointIndex, Points, in_arc_order
 from search.sql import for_dialect, icontains
 from venues.documents import (
     DOC_COLUMNS,
@@ -42,13 +43,82 @@ class DatabaseBackend(SearchBackend):
 
     name = "database"
 
+    def __init__(self) -> None:
+        self.points = PointIndex()
+
     async def search(self, params: SearchParams) -> SearchResult:
+        client = Venue._meta.db
+        if client.capabilities.dialect == "sqlite" and not params.q:
+            return await self._search_points(client, params)
+        return await self._search_sql(client, params)
+
+    async def _search_points(self, client: Any, params: SearchParams) -> SearchResult:
+        """SQLite without ``q``: the candidates and their arcs from the process's point index
+        (``search/points.py``), the rows of only those the re-ranker looks at. The boxes and
+        their order are those of :meth:`_search_sql`, so the pages are the same.
+
+        The index is not read against the log first: each read of rows also reads the log's
+        position, and a search whose index turns out older than that is run again on the
+        caught-up index (so a search sees every change committed before it started, for one
+        round trip less per search); a search that read no row reads the position alone."""
+        points, seq = await self.points.snapshot(client)
+        for _ in range(3):
+            result, position = await self._rank_points(client, params, points, seq)
+            if position is None:
+                _, rows = await client.execute_query(LOG_POSITION_SQL)
+                position = rows[0][0] or 0
+            if result is not None and position == seq:
+                return result
+            points, seq = await self.points.current(client)
+        return await self._search_sql(client, params)  # the venues keep changing under us
+
+    async def _rank_points(
+        self, client: Any, params: SearchParams, points: Points, seq: int
+    ) -> tuple[SearchResult | None, int | None]:
+        """The page from ``points`` (holding the log up to ``seq``), and the log position the
+        rows were read at (None if no row was read); no page if a read saw another position."""
+        reranker = Reranker(params)
+        kinds = _index_kinds(params)
+        # Rows in the first read: the page and a few more (a page of 20 is usually complete
+        # within the first 24 candidates of its arc order); each further read doubles.
+        chunk = params.limit + 1 + max(3, (params.limit + 1) // 8)
+        floor = reranker.skip_below
+        radius = next_radius(params, None, 0)
+        seen: int | None = None
+        while True:
+            final = radius >= params.radius_m
+            box = geo.bounding_box(params.centre, params.radius_m if final else radius)
+            outside = None if final else geo.arc_floor_m(radius)
+            ids, arcs = _box_candidates(points, params, box, kinds, floor, outside)
+            for part_ids, part_arcs in in_arc_order(ids, arcs, chunk):
+                rows, position = await _rows_by_id(client, part_ids.tolist())
+                if position is not None:
+                    if position != seq:
+                        return None, position
+                    seen = position
+                for venue_id, arc in zip(part_ids.tolist(), part_arcs.tolist(), strict=True):
+                    if reranker.complete(arc):
+                        return reranker.result(), seen
+                    row = rows.get(venue_id)
+                    if row is not None:  # None: removed or deleted since the index was read
+                        reranker.offer_at(
+                            arc,
+                            row[_PUBLIC_ID],
+                            row[_LAT],
+                            row[_LNG],
+                            partial(_doc_from_candidate, row),
+                        )
+            if outside is None or reranker.complete(outside):
+                return reranker.result(), seen
+            floor = max(floor, outside)
+            radius = next_radius(params, radius, len(reranker.best))
+
+    async def _search_sql(self, client: Any, params: SearchParams) -> SearchResult:
         # Expanding boxes: the box of a small radius first, a wider one only while the page is
         # not complete. A venue outside the box of radius r is farther than r (geodesic), so
         # its arc is at least ``arc_floor_m(r)``: every venue with a smaller arc is in the box,
         # and the query of that box yields them in arc order exactly as if the whole radius had
         # been read. The next box yields the arcs from there on.
-        client = Venue._meta.db
         centre = params.centre
         reranker = Reranker(params)
         chunk = min(MAX_BATCH, max(MIN_BATCH, 2 * (params.limit + 1)))
@@ -100,6 +170,48 @@ _PUBLIC_ID, _LAT, _LNG = (_CANDIDATE_COLUMNS.index(c) for c in ("public_id", "la
 _ATTRIBUTES = len(_CANDIDATE_COLUMNS)
 _ID = _ATTRIBUTES + 1
 _ARC = _ATTRIBUTES + 2
+
+
+def _index_kinds(params: SearchParams) -> tuple[str, ...]:
+    """The kinds the point index keeps: those asked for, or only parking lots when free spaces
+    are asked for (only a parking lot can have any; the re-ranker still decides)."""
+    parking = VenueKind.PARKING_LOT.value
+    if params.has_free_spaces and (not params.kinds or parking in params.kinds):
+        return (parking,)
+    return params.kinds
+
+
+def _box_candidates(
+    points: Points,
+    params: SearchParams,
+    box: geo.Box,
+    kinds: tuple[str, ...],
+    floor: float,
+    below: float | None,
+) -> tuple[Any, Any]:
+    """Ids and arcs of the indexed venues in ``box`` that pass the filters, at least ``floor``
+    and under ``below`` (if given) away in arc."""
+    ids, arcs = points.near(params.centre, box, kinds, params.accessible)
+    keep = arcs >= floor
+    if below is not None:
+        keep &= arcs < below
+    return ids[keep], arcs[keep]
+
+
+async def _rows_by_id(client: Any, ids: list[int]) -> tuple[dict[int, Any], int | None]:
+    """Candidate rows (``_CANDIDATE_COLUMNS``, the attributes, the id) of the venues ``ids``
+    that are not removed, by id; and the point log's position the read saw (None when no row
+    was found)."""
+    columns = ", ".join(f'v."{name}"' for name in _CANDIDATE_COLUMNS)
+    sql = (
+        f'SELECT {columns}, CASE WHEN v."kind" = ? THEN v."attributes" END, v."id",'  # noqa: S608 - fixed fragments, bound values
+        f' ({LOG_POSITION_SQL}) FROM "venues_venue" AS v WHERE v."status" <> ?'
+        f' AND v."id" IN ({", ".join("?" * len(ids))})'
+    )
+    values: list[Any] = [VenueKind.PARKING_LOT.value, VenueStatus.REMOVED.value, *ids]
+    _, rows = await client.execute_query(sql, values)
+    position = (rows[0][_ID + 1] or 0) if rows else None
+    return {row[_ID]: row for row in rows}, position
 
 
 def _doc_from_candidate(row: Any) -> VenueDoc:

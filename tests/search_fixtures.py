@@ -20,8 +20,8 @@ from sanic import Sanic
 
 from backend.context import AppContext
 from search.backends import ElasticsearchBackend, SearchBackend
-from search.database import DatabaseBackend
 from search.index import alias_name, drain
+from search.service import VENUE_SEARCH
 from tests.conftest import PROFILE
 from venues.models import IndexOutbox, Venue, VenueKind
 
@@ -55,7 +55,9 @@ async def search_ctx_fixture(ctx: AppContext, _search_session: None) -> AsyncIte
 
 def backend_named(name: str, ctx: AppContext) -> SearchBackend:
     if name == "database":
-        return DatabaseBackend()
+        # The app's own, long-lived backend: on SQLite its point index has followed the writes
+        # of every earlier test (search/points.py), as a server process's does.
+        return ctx.get(VENUE_SEARCH).database
     assert ctx.elastic is not None
     return ElasticsearchBackend(ctx.elastic.client, alias_name(ctx.settings))
 
