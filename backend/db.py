@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import asyncpg
 from sanic import DefaultSanic
 from tortoise import Tortoise, connections
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 from backend.config import Settings
@@ -37,10 +39,35 @@ def database_url(settings: Settings) -> str:
     return _with_params(url, {"minsize": 1, "maxsize": settings.db_pool_max})
 
 
+class SessionlessConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A PostgreSQL connection whose return to the pool costs no round trip.
+
+    asyncpg's pool resets every connection it gets back with ``SELECT pg_advisory_unlock_all();
+    CLOSE ALL; UNLISTEN *; RESET ALL;``: one more round trip (and statement for PostgreSQL to
+    parse and run) per query outside a transaction. This app keeps no session state on a pooled
+    connection — no session advisory lock, no cursor outside a transaction, no LISTEN, no
+    session ``SET`` — so there is nothing to reset. An
+    open transaction is still rolled back on return (asyncpg does that before the query)."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+def connection_config(settings: Settings) -> str | dict[str, Any]:
+    """The Tortoise connection: a URL on SQLite; on PostgreSQL the expanded URL, with the
+    pool's connections made :class:`SessionlessConnection`."""
+    url = database_url(settings)
+    if url.startswith("sqlite"):
+        return url
+    config: dict[str, Any] = expand_db_url(url)
+    config["credentials"]["connection_class"] = SessionlessConnection
+    return config
+
+
 def tortoise_config(settings: Settings, apps: Mapping[str, ModelApp]) -> dict[str, Any]:
     """The Tortoise configuration for these settings and model apps."""
     return {
-        "connections": {"default": database_url(settings)},
+        "connections": {"default": connection_config(settings)},
         "apps": {
             label: {
                 "models": list(app.modules),

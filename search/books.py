@@ -14,7 +14,6 @@ needs the geodesic and each place's copies summed over its matching books, so it
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,53 +69,71 @@ def _after(token: str, *, scope: str, secret: str) -> BookKey:
 # ``_`` literal. A leading wildcard can use no B-tree; the catalogue is scanned (thousands of rows,
 # a millisecond), and what costs is the holdings, which the book index answers.
 _TITLE_OR_AUTHOR = icontains('"title"') + " OR " + icontains('"author"')
-# CROSS JOIN keeps SQLite's join order: titles, then their holdings through the book index, then
-# each holding's venue by primary key. The box and the constants are written into the statement
-# as literals and only the user's text is a parameter: PostgreSQL then plans each search with its
-# real box (a custom plan). With the box as parameters, after five executions of the cached
-# prepared statement it switched to a generic plan that guesses the box holds one venue and scans
-# every venue of the box for each title (230 ms instead of 8 ms on 1M holdings).
-_HOLDINGS_SELECT = (
+# PostgreSQL reads the same ``UPPER`` stored with each book (venues/migrations/0008); the text's
+# ``UPPER`` is evaluated once (an InitPlan), not for every title.
+_STORED_TITLE_OR_AUTHOR = (
+    "\"title_upper\" LIKE (SELECT UPPER(?)) ESCAPE '\\'"
+    " OR \"author_upper\" LIKE (SELECT UPPER(?)) ESCAPE '\\'"
+)
+# The join order is fixed, so one prepared statement (box and text as parameters) plans well for
+# every box: the matching titles, then their holdings through the book index, then each holding's
+# venue by primary key, where the box is checked. SQLite keeps the order of a CROSS JOIN;
+# PostgreSQL gets LATERAL subqueries behind ``OFFSET 0``, which it may neither flatten, reorder
+# nor push the box into (so the venue is found by its key, never through the box's index).
+# Without that fence, a cached statement's generic plan guessed the box held one venue and
+# scanned every venue of the box for each title (230 ms instead of 8 ms on 1M holdings), and
+# writing the box as literals instead made every search a new statement to parse and plan
+# (~2.5 ms of PostgreSQL's CPU each, more than executing it).
+_BOOKS = (
+    'SELECT "id", "isbn13", "title", "author" FROM "venues_book" WHERE {match}'
+    ' ORDER BY "id" LIMIT {limit}'
+)
+_VENUE_IN_BOX = (
+    " \"kind\" = '{kind}' AND \"status\" <> '{removed}'"
+    ' AND "lat" >= ? AND "lat" <= ? AND ("lng" >= ? {either} "lng" <= ?)'
+)
+_COLUMNS = (
     'SELECT v."id", v."public_id", v."name", v."address", v."lat", v."lng",'
     ' v."opening_hours", v."status", b."isbn13", b."title", b."author",'
     ' h."copies", h."copies_available"'
-    ' FROM (SELECT "id", "isbn13", "title", "author" FROM "venues_book" WHERE {match}'
-    ' ORDER BY "id" LIMIT {limit}) AS b'
-    ' CROSS JOIN "venues_holding" AS h CROSS JOIN "venues_venue" AS v'
-    ' WHERE h."book_id" = b."id" AND v."id" = h."venue_id"'
-    " AND v.\"kind\" = '{kind}' AND v.\"status\" <> '{removed}'"
-    ' AND v."lat" >= {min_lat} AND v."lat" <= {max_lat}'
-    ' AND (v."lng" >= {min_lng} {either} v."lng" <= {max_lng})'
 )
-
-
-def _literal(value: float) -> str:
-    """A finite float as an SQL literal that reads back as the same double."""
-    if not math.isfinite(value):
-        raise ValueError(f"not a finite coordinate: {value!r}")
-    return repr(float(value))
+_HOLDINGS_SELECT = {
+    "sqlite": (
+        _COLUMNS + f" FROM ({_BOOKS}) AS b"
+        ' CROSS JOIN "venues_holding" AS h CROSS JOIN "venues_venue" AS v'
+        ' WHERE h."book_id" = b."id" AND v."id" = h."venue_id" AND'
+        + _VENUE_IN_BOX.replace(' "', ' v."').replace('("', '(v."')
+    ),
+    "postgres": (
+        _COLUMNS + f" FROM ({_BOOKS}) AS b"  # noqa: S608 - fixed fragments, bound values
+        ' CROSS JOIN LATERAL (SELECT "venue_id", "copies", "copies_available"'
+        ' FROM "venues_holding" WHERE "book_id" = b."id" OFFSET 0) AS h'
+        ' CROSS JOIN LATERAL (SELECT "id", "public_id", "name", "address", "lat", "lng",'
+        ' "opening_hours", "status", "kind" FROM "venues_venue" WHERE "id" = h."venue_id"'
+        " OFFSET 0) AS v WHERE" + _VENUE_IN_BOX.replace(' "', ' v."').replace('("', '(v."')
+    ),
+}
 
 
 def holdings_query(
     *, q: str | None, isbn: str | None, box: geo.Box, dialect: str
 ) -> tuple[str, list[Any]]:
     """The SQL (and its values) of every matching holding of a reading space in ``box``."""
+    values: list[Any]
     if isbn is not None:
         match, values = '"isbn13" = ?', [isbn]
     else:
         pattern = f"%{escape_like((q or '').strip())}%"
-        match, values = _TITLE_OR_AUTHOR, [pattern, pattern]
-    sql = _HOLDINGS_SELECT.format(
+        match = _STORED_TITLE_OR_AUTHOR if dialect == "postgres" else _TITLE_OR_AUTHOR
+        values = [pattern, pattern]
+    sql = _HOLDINGS_SELECT[dialect].format(
         match=match,
         limit=MAX_BOOKS,
         kind=VenueKind.READING_SPACE.value,
         removed=VenueStatus.REMOVED.value,
-        min_lat=_literal(box.min_lat),
-        max_lat=_literal(box.max_lat),
-        min_lng=_literal(box.min_lng),
-        max_lng=_literal(box.max_lng),
         either="OR" if box.crosses_antimeridian else "AND",
     )
+    values += [box.min_lat, box.max_lat, box.min_lng, box.max_lng]
     return for_dialect(sql, dialect), values
 
 
