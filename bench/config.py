@@ -54,6 +54,8 @@ class BenchConfig:
     redis_url: str
     elasticsearch_url: str
     only: frozenset[str] = frozenset(SCENARIOS)
+    kv_prefix: str = KV_PREFIX
+    es_prefix: str = ES_PREFIX
 
     def runs(self, scenario: str) -> bool:
         """Whether this run measures ``scenario`` (every one unless ``--only`` chose)."""
@@ -82,8 +84,8 @@ class BenchConfig:
             SMARTCIRCLE_PROFILE=self.profile,
             SMARTCIRCLE_VAR_DIR=str(self.var_dir),
             SMARTCIRCLE_WORKERS=str(self.workers),
-            SMARTCIRCLE_KV_PREFIX=KV_PREFIX,
-            SMARTCIRCLE_ES_INDEX_PREFIX=ES_PREFIX,
+            SMARTCIRCLE_KV_PREFIX=self.kv_prefix,
+            SMARTCIRCLE_ES_INDEX_PREFIX=self.es_prefix,
             SMARTCIRCLE_JWT_SECRET=JWT_SECRET,
             SMARTCIRCLE_SCHEDULER="0",
             SMARTCIRCLE_LOG_LEVEL="WARNING",
@@ -104,6 +106,14 @@ def bench_database_url(url: str, name: str = BENCH_DATABASE) -> str:
     """The same server and credentials, another database."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def prefixes(database: str | None) -> tuple[str, str]:
+    """The key and index prefixes of a run: another database (``BENCH_DATABASE``) gets its own,
+    so two runs side by side never empty each other's keys or indexes."""
+    if not database or database == BENCH_DATABASE:
+        return KV_PREFIX, ES_PREFIX
+    return f"{database}:", database.replace("_", "-").lower()
 
 
 def select(only: str | None) -> frozenset[str]:
@@ -140,6 +150,7 @@ def make_config(
     if profile == "embedded" and workers != 1:
         raise SystemExit("the embedded profile runs exactly one worker")
     database_url = redis_url = elasticsearch_url = ""
+    kv_prefix, es_prefix = prefixes(env.get("BENCH_DATABASE"))
     if profile == "services":
         missing = [n for n in ("DATABASE_URL", "REDIS_URL", "ELASTICSEARCH_URL") if not env.get(n)]
         if missing:
@@ -167,4 +178,6 @@ def make_config(
         redis_url=redis_url,
         elasticsearch_url=elasticsearch_url,
         only=select(only),
+        kv_prefix=kv_prefix,
+        es_prefix=es_prefix,
     )

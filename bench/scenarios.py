@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from bench.ceilings import es_requests
-from bench.config import ES_PREFIX, BenchConfig
+from bench.config import BenchConfig
 from bench.data import Plan
 from bench.wrk import Request
 
@@ -91,7 +91,7 @@ def before_votes(config: BenchConfig, plan: Plan) -> list[WrkScenario]:
             WrkScenario(
                 "es_direct",
                 "the same geo query straight to Elasticsearch (ceiling)",
-                es_requests(f"{ES_PREFIX}-venues", where, VENUE_RADIUS_M),
+                es_requests(f"{config.es_prefix}-venues", where, VENUE_RADIUS_M),
                 target="elasticsearch",
             )
         )

@@ -44,3 +44,17 @@ def test_the_report_and_the_exit_status_cover_only_the_checks_that_ran() -> None
     assert not checks.exact({"booking_race": race | {"exactly_one": False}})
     assert not checks.exact({"votes": {"equal": False}})
     assert checks.exact({})
+
+
+def test_another_database_gets_its_own_key_and_index_prefixes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("BENCH_DATABASE", raising=False)
+    usual = make_config(profile="embedded", full=False)
+    assert (usual.kv_prefix, usual.es_prefix) == ("bench:", "bench")
+    monkeypatch.setenv("BENCH_DATABASE", "smartcircle_votes2")
+    mine = make_config(profile="embedded", full=False)
+    assert (mine.kv_prefix, mine.es_prefix) == ("smartcircle_votes2:", "smartcircle-votes2")
+    env = mine.server_env()
+    assert env["SMARTCIRCLE_KV_PREFIX"] == "smartcircle_votes2:"
+    assert env["SMARTCIRCLE_ES_INDEX_PREFIX"] == "smartcircle-votes2"
