@@ -75,23 +75,79 @@ class VoteNotRecorded(Exception):
 # -- the rule ---------------------------------------------------------------------------
 
 
-def _marks(conn: BaseDBAsyncClient, rows: int, width: int) -> str:
-    """``(?, ?), (?, ?)`` or ``($1, $2), ($3, $4)``: placeholders for ``rows`` tuples."""
-    if conn.capabilities.dialect == "postgres":
-        groups = (
-            "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")"
-            for r in range(rows)
-        )
-    else:
-        groups = ("(" + ", ".join("?" * width) + ")" for _ in range(rows))
-    return ", ".join(groups)
+def _marks(rows: int, width: int) -> str:
+    """``(?, ?), (?, ?)``: placeholders for ``rows`` tuples (SQLite)."""
+    return ", ".join("(" + ", ".join("?" * width) + ")" for _ in range(rows))
 
 
-def _in(conn: BaseDBAsyncClient, count: int) -> str:
-    """``?, ?`` or ``$1, $2``: an IN list."""
-    if conn.capabilities.dialect == "postgres":
-        return ", ".join(f"${i + 1}" for i in range(count))
+def _in(count: int) -> str:
+    """``?, ?``: an IN list (SQLite)."""
     return ", ".join("?" * count)
+
+
+class _Sql:
+    """The statements of :func:`record_votes`. PostgreSQL gets one text per statement whatever
+    the batch size (the values travel as arrays), so each pooled connection prepares it once:
+    with a text per size, a burst's sizes outgrew asyncpg's statement cache and most statements
+    paid an extra round trip to be prepared again. SQLite gets placeholder lists."""
+
+    def __init__(self, conn: BaseDBAsyncClient) -> None:
+        self.conn = conn
+        self.pg = conn.capabilities.dialect == "postgres"
+
+    def users(self, public_ids: list[str]) -> tuple[str, list[Any]]:
+        where = "= ANY($1::text[])" if self.pg else f"IN ({_in(len(public_ids))})"
+        query = f"SELECT id, public_id FROM core_user WHERE is_active AND public_id {where}"  # noqa: S608
+        return query, [public_ids] if self.pg else public_ids
+
+    def insert_votes(self, rows: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
+        columns = (
+            "pain_point_id, campaign_id, user_id, audience, created_at, ip_hash, net_hash,"
+            " device_hash"
+        )
+        if self.pg:
+            values = (
+                "SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::text[],"
+                " $5::timestamptz[], $6::text[], $7::text[], $8::text[])"
+            )
+            params: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+        else:
+            values = f"VALUES {_marks(len(rows), 8)}"
+            params = [x for row in rows for x in row]
+        return (
+            f"INSERT INTO crowdsource_vote ({columns}) {values}"
+            " ON CONFLICT (pain_point_id, user_id) DO NOTHING RETURNING id, pain_point_id, user_id"
+        ), params
+
+    def lock_tallies(self, tallies: list[tuple[int, int]]) -> tuple[str, list[Any]]:
+        if self.pg:
+            values = "SELECT c, u, 0, 0 FROM unnest($1::int[], $2::int[]) AS t(c, u)"
+            params: list[Any] = [[c for c, _ in tallies], [u for _, u in tallies]]
+        else:
+            values = f"VALUES {_marks(len(tallies), 4)}"
+            params = [x for pair in tallies for x in (*pair, 0, 0)]
+        return (
+            "INSERT INTO crowdsource_participant (campaign_id, user_id, submissions, votes)"  # noqa: S608
+            f" {values} ON CONFLICT (campaign_id, user_id) DO UPDATE"
+            " SET votes = crowdsource_participant.votes RETURNING id, campaign_id, user_id"
+        ), params
+
+    def _ids(self, ids: list[int], kind: str) -> tuple[str, list[Any]]:
+        if self.pg:
+            return f"= ANY($1::{kind}[])", [ids]
+        return f"IN ({_in(len(ids))})", list(ids)
+
+    def count_within_budget(self, ids: list[int]) -> tuple[str, list[Any]]:
+        where, params = self._ids(ids, "int")
+        return (
+            f"UPDATE crowdsource_participant SET votes = votes + 1 WHERE id {where}"  # noqa: S608
+            " AND votes < COALESCE((SELECT c.vote_budget FROM crowdsource_campaign c"
+            " WHERE c.id = crowdsource_participant.campaign_id), votes + 1) RETURNING id"
+        ), params
+
+    def delete_votes(self, ids: list[int]) -> tuple[str, list[Any]]:
+        where, params = self._ids(ids, "bigint")
+        return f"DELETE FROM crowdsource_vote WHERE id {where}", params  # noqa: S608
 
 
 async def record_votes(ballots: Sequence[Ballot]) -> list[str]:
@@ -103,14 +159,10 @@ async def record_votes(ballots: Sequence[Ballot]) -> list[str]:
     if len({(b.campaign_id, b.user_public_id) for b in ballots}) != len(ballots):
         raise ValueError("at most one vote per person and campaign in a batch")
     conn = connections.get("default")
+    sql = _Sql(conn)
     outcome = dict.fromkeys(range(len(ballots)), ACCEPTED)
     # 1. The voters' ids, active accounts only.
-    public_ids = sorted({b.user_public_id for b in ballots})
-    rows = await conn.execute_query_dict(
-        "SELECT id, public_id FROM core_user"  # noqa: S608
-        f" WHERE is_active AND public_id IN ({_in(conn, len(public_ids))})",
-        public_ids,
-    )
+    rows = await conn.execute_query_dict(*sql.users(sorted({b.user_public_id for b in ballots})))
     user = {str(r["public_id"]): int(r["id"]) for r in rows}
     for i, b in enumerate(ballots):
         if b.user_public_id not in user:
@@ -122,24 +174,22 @@ async def record_votes(ballots: Sequence[Ballot]) -> list[str]:
     )
     if not wanted:
         return [outcome[i] for i in range(len(ballots))]
-    values: list[Any] = []
-    for i in wanted:
-        b = ballots[i]
-        values += [
-            b.pain_point_id,
-            b.campaign_id,
-            user[b.user_public_id],
-            b.audience.value,
-            b.created_at,
-            b.ip_hash,
-            b.net_hash,
-            b.device_hash,
-        ]
     inserted = await conn.execute_query_dict(
-        "INSERT INTO crowdsource_vote (pain_point_id, campaign_id, user_id, audience, created_at,"  # noqa: S608
-        f" ip_hash, net_hash, device_hash) VALUES {_marks(conn, len(wanted), 8)}"
-        " ON CONFLICT (pain_point_id, user_id) DO NOTHING RETURNING id, pain_point_id, user_id",
-        values,
+        *sql.insert_votes(
+            [
+                (
+                    b.pain_point_id,
+                    b.campaign_id,
+                    user[b.user_public_id],
+                    b.audience.value,
+                    b.created_at,
+                    b.ip_hash,
+                    b.net_hash,
+                    b.device_hash,
+                )
+                for b in (ballots[i] for i in wanted)
+            ]
+        )
     )
     vote_id = {(int(r["pain_point_id"]), int(r["user_id"])): int(r["id"]) for r in inserted}
     for i in wanted:
@@ -151,21 +201,9 @@ async def record_votes(ballots: Sequence[Ballot]) -> list[str]:
     # 3. The budget: lock each tally (creating it if new) in one order, then one conditional
     # UPDATE counts what fits.
     tallies = sorted({(ballots[i].campaign_id, user[ballots[i].user_public_id]) for i in counted})
-    locked = await conn.execute_query_dict(
-        "INSERT INTO crowdsource_participant (campaign_id, user_id, submissions, votes)"  # noqa: S608
-        f" VALUES {_marks(conn, len(tallies), 4)} ON CONFLICT (campaign_id, user_id)"
-        " DO UPDATE SET votes = crowdsource_participant.votes RETURNING id, campaign_id, user_id",
-        [x for pair in tallies for x in (*pair, 0, 0)],
-    )
+    locked = await conn.execute_query_dict(*sql.lock_tallies(tallies))
     tally_id = {(int(r["campaign_id"]), int(r["user_id"])): int(r["id"]) for r in locked}
-    ids = sorted(tally_id.values())
-    bumped = await conn.execute_query_dict(
-        "UPDATE crowdsource_participant SET votes = votes + 1"  # noqa: S608
-        f" WHERE id IN ({_in(conn, len(ids))}) AND votes < COALESCE((SELECT c.vote_budget"
-        " FROM crowdsource_campaign c WHERE c.id = crowdsource_participant.campaign_id),"
-        " votes + 1) RETURNING id",
-        ids,
-    )
+    bumped = await conn.execute_query_dict(*sql.count_within_budget(sorted(tally_id.values())))
     within = {int(r["id"]) for r in bumped}
     over = []
     for i in counted:
@@ -174,10 +212,7 @@ async def record_votes(ballots: Sequence[Ballot]) -> list[str]:
             outcome[i] = BUDGET_EXHAUSTED
             over.append(vote_id[(b.pain_point_id, pk)])
     if over:
-        await conn.execute_query(
-            f"DELETE FROM crowdsource_vote WHERE id IN ({_in(conn, len(over))})",  # noqa: S608
-            over,
-        )
+        await conn.execute_query(*sql.delete_votes(over))
     return [outcome[i] for i in range(len(ballots))]
 
 

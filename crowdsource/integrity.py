@@ -36,7 +36,7 @@ import ipaddress
 import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from tortoise.expressions import F
@@ -90,7 +90,9 @@ _CONTEXT = b"smartcircle/vote-origin/v1:"
 # -- hashes -----------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=16_384)
 def _hash(secret: str, kind: str, value: str) -> str:
+    """Kept per worker: the addresses of a burst repeat (a campus, a carrier's NAT)."""
     message = _CONTEXT + kind.encode() + b":" + value.encode()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:16]
 
@@ -100,18 +102,23 @@ def ip_hash(secret: str, ip: str) -> str:
     return _hash(secret, "ip", ip.strip().lower())
 
 
-def origin_hashes(secret: str, ip: str, device_id: str | None) -> tuple[str, str, str | None]:
-    """The hashes a vote stores: address, its network (/24 or /48) and device (if sent)."""
+@lru_cache(maxsize=16_384)
+def _network(ip: str) -> str:
+    """The address's network (/24 or /48), or the text itself when it is no address."""
     try:
         address = ipaddress.ip_address(ip.strip())
         prefix = 24 if address.version == 4 else 48
-        network = str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+        return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
     except ValueError:
-        network = ip.strip().lower()
+        return ip.strip().lower()
+
+
+def origin_hashes(secret: str, ip: str, device_id: str | None) -> tuple[str, str, str | None]:
+    """The hashes a vote stores: address, its network (/24 or /48) and device (if sent)."""
     device = (device_id or "").strip()
     return (
         ip_hash(secret, ip),
-        _hash(secret, "net", network),
+        _hash(secret, "net", _network(ip)),
         _hash(secret, "device", device[:200]) if device else None,
     )
 

@@ -98,9 +98,16 @@ async def _ensure_built(*, ctx: AppContext, campaign: Campaign) -> None:
         log.warning("vote counters unreachable, reconciliation will catch up")
 
 
+def padded(public_ids: list[str]) -> list[str]:
+    """The distinct ids, the last repeated up to a power of two: a burst's IN lists take a few
+    lengths, so the query has a few texts, each prepared once per pooled connection."""
+    distinct = sorted(set(public_ids))
+    return distinct + distinct[-1:] * ((1 << (len(distinct) - 1).bit_length()) - len(distinct))
+
+
 async def _load_items(public_ids: list[str]) -> list[PainPoint | None]:
     """The pain points (with their campaigns) that concurrent votes name, in one query."""
-    rows = await PainPoint.filter(public_id__in=sorted(set(public_ids))).select_related("campaign")
+    rows = await PainPoint.filter(public_id__in=padded(public_ids)).select_related("campaign")
     found = {row.public_id: row for row in rows}
     return [found.get(public_id) for public_id in public_ids]
 

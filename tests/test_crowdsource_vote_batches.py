@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from asyncpg.exceptions import DeadlockDetectedError
@@ -251,3 +252,40 @@ async def test_a_deadlock_victim_batch_is_written_again(client, ctx, monkeypatch
     assert response.status_code == 201 and response.json()["votes"] == 1, response.text
     assert calls == [1, 1]
     assert await Vote.filter(user_id=person.id).count() == 1
+
+
+def test_postgres_gets_one_statement_text_whatever_the_batch_size():
+    """Each pooled connection prepares a statement once: a text per batch size would outgrow
+    asyncpg's statement cache in a burst and prepare most statements again."""
+
+    class Postgres:
+        class capabilities:  # noqa: N801 - the attribute Tortoise's clients carry
+            dialect = "postgres"
+
+    sql = ballots._Sql(Postgres())  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+
+    def statements(n: int) -> list[tuple[str, int]]:
+        rows = [(i, 1, i, "resident", now, "ip", "net", None) for i in range(n)]
+        built = [
+            sql.users([f"u{i}" for i in range(n)]),
+            sql.insert_votes(rows),
+            sql.lock_tallies([(1, i) for i in range(n)]),
+            sql.count_within_budget(list(range(n))),
+            sql.delete_votes(list(range(n))),
+        ]
+        return [(text, len(params)) for text, params in built]
+
+    assert statements(1) == statements(7) == statements(256)
+
+
+def test_a_burst_reads_its_items_with_a_few_statement_texts():
+    from crowdsource.votes import padded  # noqa: PLC0415
+
+    lengths = set()
+    for n in range(1, 257):
+        ids = [f"p{i % 50}" for i in range(n)]
+        out = padded(ids)
+        assert set(out) == set(ids)
+        lengths.add(len(out))
+    assert lengths == {1, 2, 4, 8, 16, 32, 64}
