@@ -3,7 +3,7 @@ booking for one slot."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -43,7 +43,9 @@ async def votes(config: BenchConfig, plan: Plan, base_url: str, accepted: int) -
 async def booking(plan: Plan, raw: dict[str, Any]) -> dict[str, Any]:
     """256 residents race for one slot: exactly one 201, all the others 409 slot_taken (every
     one answered), and one row in the database."""
-    start = datetime.fromisoformat(plan.booking_start)  # the raced slot (not the warm-up's)
+    # The raced slot (not the warm-up's), in UTC as stored: on SQLite Tortoise compares the text,
+    # and 15:00+08:00 is not the stored 07:00+00:00.
+    start = datetime.fromisoformat(plan.booking_start).astimezone(UTC)
     rows = await Booking.filter(unit__public_id=plan.unit_id, start=start).count()
     statuses = raw["statuses"]
     answered = sum(statuses.values())
