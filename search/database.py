@@ -101,13 +101,7 @@ class DatabaseBackend(SearchBackend):
                         return reranker.result(), seen
                     row = rows.get(venue_id)
                     if row is not None:  # None: removed or deleted since the index was read
-                        reranker.offer_at(
-                            arc,
-                            row[_PUBLIC_ID],
-                            row[_LAT],
-                            row[_LNG],
-                            partial(_doc_from_candidate, row),
-                        )
+                        _offer(reranker, arc, row)
             if outside is None or reranker.complete(outside):
                 return reranker.result(), seen
             floor = max(floor, outside)
@@ -144,13 +138,7 @@ class DatabaseBackend(SearchBackend):
                     arc = row[_ARC]
                     if reranker.complete(arc):
                         return reranker.result()
-                    reranker.offer_at(
-                        arc,
-                        row[_PUBLIC_ID],
-                        row[_LAT],
-                        row[_LNG],
-                        partial(_doc_from_candidate, row),
-                    )
+                    _offer(reranker, arc, row)
                 if len(rows) < chunk:
                     break
                 after = (rows[-1][_ARC], rows[-1][_ID])
@@ -212,6 +200,11 @@ async def _rows_by_id(client: Any, ids: list[int]) -> tuple[dict[int, Any], int 
     _, rows = await client.execute_query(sql, values)
     position = (rows[0][_ID + 1] or 0) if rows else None
     return {row[_ID]: row for row in rows}, position
+
+
+def _offer(reranker: Reranker, arc: float, row: Any) -> None:
+    """Offer a candidate row (either path's layout: ``_CANDIDATE_COLUMNS`` first)."""
+    reranker.offer_at(arc, row[_PUBLIC_ID], row[_LAT], row[_LNG], partial(_doc_from_candidate, row))
 
 
 def _doc_from_candidate(row: Any) -> VenueDoc:
