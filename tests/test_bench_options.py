@@ -58,3 +58,30 @@ def test_another_database_gets_its_own_key_and_index_prefixes(
     env = mine.server_env()
     assert env["SMARTCIRCLE_KV_PREFIX"] == "smartcircle_votes2:"
     assert env["SMARTCIRCLE_ES_INDEX_PREFIX"] == "smartcircle-votes2"
+
+
+async def test_the_race_check_finds_the_raced_slot_on_either_database(client, ctx) -> None:
+    # The plan carries the slot's start in +08:00; SQLite stores it in UTC and compares the text,
+    # so the check must convert it (it once counted 0 bookings on SQLite for a race with one).
+    from bench.data import Plan
+    from tests.booking_helpers import at, book, make_site, resident
+
+    site = await make_site(client, ctx)
+    unit_id = site.units[0]["id"]
+    _, headers = await resident(ctx)
+    start = at(15)
+    assert start.endswith("+08:00")
+    await book(client, headers, unit_id, start, confirm=False)
+    plan = Plan(
+        venues=0, titles=0, holdings=0, people=1, campaign_id="", hot_items=[], tokens=[],
+        unit_id=unit_id, booking_start=start,
+    )  # fmt: skip
+    raw = {
+        "statuses": {"201": 1, "409": 255},
+        "socket_errors": 0,
+        "timeouts": 0,
+        "refusals": {"409 slot_taken": 255},
+    }
+    result = await checks.booking(plan, raw)
+    assert result["bookings_in_database"] == 1
+    assert result["exactly_one"] is True
