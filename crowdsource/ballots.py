@@ -92,7 +92,6 @@ class _Sql:
     paid an extra round trip to be prepared again. SQLite gets placeholder lists."""
 
     def __init__(self, conn: BaseDBAsyncClient) -> None:
-        self.conn = conn
         self.pg = conn.capabilities.dialect == "postgres"
 
     def users(self, public_ids: list[str]) -> tuple[str, list[Any]]:

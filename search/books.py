@@ -89,8 +89,8 @@ _BOOKS = (
     ' ORDER BY "id" LIMIT {limit}'
 )
 _VENUE_IN_BOX = (
-    " \"kind\" = '{kind}' AND \"status\" <> '{removed}'"
-    ' AND "lat" >= ? AND "lat" <= ? AND ("lng" >= ? {either} "lng" <= ?)'
+    " v.\"kind\" = '{kind}' AND v.\"status\" <> '{removed}'"
+    ' AND v."lat" >= ? AND v."lat" <= ? AND (v."lng" >= ? {either} v."lng" <= ?)'
 )
 _COLUMNS = (
     'SELECT v."id", v."public_id", v."name", v."address", v."lat", v."lng",'
@@ -101,8 +101,7 @@ _HOLDINGS_SELECT = {
     "sqlite": (
         _COLUMNS + f" FROM ({_BOOKS}) AS b"
         ' CROSS JOIN "venues_holding" AS h CROSS JOIN "venues_venue" AS v'
-        ' WHERE h."book_id" = b."id" AND v."id" = h."venue_id" AND'
-        + _VENUE_IN_BOX.replace(' "', ' v."').replace('("', '(v."')
+        ' WHERE h."book_id" = b."id" AND v."id" = h."venue_id" AND' + _VENUE_IN_BOX
     ),
     "postgres": (
         _COLUMNS + f" FROM ({_BOOKS}) AS b"  # noqa: S608 - fixed fragments, bound values
@@ -110,7 +109,7 @@ _HOLDINGS_SELECT = {
         ' FROM "venues_holding" WHERE "book_id" = b."id" OFFSET 0) AS h'
         ' CROSS JOIN LATERAL (SELECT "id", "public_id", "name", "address", "lat", "lng",'
         ' "opening_hours", "status", "kind" FROM "venues_venue" WHERE "id" = h."venue_id"'
-        " OFFSET 0) AS v WHERE" + _VENUE_IN_BOX.replace(' "', ' v."').replace('("', '(v."')
+        " OFFSET 0) AS v WHERE" + _VENUE_IN_BOX
     ),
 }
 

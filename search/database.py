@@ -24,7 +24,7 @@ from search.backends import (
     SearchParams,
     SearchResult,
 )
-from search.points import LOG_POSITION_SQL, PointIndex, Points, in_arc_order
+from search.points import LOG_POSITION_SQL, PointIndex, Points, in_arc_order, log_position
 from search.sql import for_dialect, icontains
 from venues.documents import (
     DOC_COLUMNS,
@@ -65,8 +65,7 @@ class DatabaseBackend(SearchBackend):
         for _ in range(3):
             result, position = await self._rank_points(client, params, points, seq)
             if position is None:
-                _, rows = await client.execute_query(LOG_POSITION_SQL)
-                position = rows[0][0] or 0
+                position = await log_position(client)
             if result is not None and position == seq:
                 return result
             points, seq = await self.points.current(client)
@@ -186,16 +185,20 @@ def _box_candidates(
     return ids[keep], arcs[keep]
 
 
+# The rows of chosen candidates: ``_CANDIDATE_COLUMNS``, the attributes (parking lots only), the
+# id, and the point log's position the read saw.
+_ROWS_BY_ID = (
+    "SELECT "  # noqa: S608 - fixed fragments, bound values
+    + ", ".join(f'v."{name}"' for name in _CANDIDATE_COLUMNS)
+    + f', CASE WHEN v."kind" = ? THEN v."attributes" END, v."id", ({LOG_POSITION_SQL})'
+    ' FROM "venues_venue" AS v WHERE v."status" <> ? AND v."id" IN '
+)
+
+
 async def _rows_by_id(client: Any, ids: list[int]) -> tuple[dict[int, Any], int | None]:
-    """Candidate rows (``_CANDIDATE_COLUMNS``, the attributes, the id) of the venues ``ids``
-    that are not removed, by id; and the point log's position the read saw (None when no row
-    was found)."""
-    columns = ", ".join(f'v."{name}"' for name in _CANDIDATE_COLUMNS)
-    sql = (
-        f'SELECT {columns}, CASE WHEN v."kind" = ? THEN v."attributes" END, v."id",'  # noqa: S608 - fixed fragments, bound values
-        f' ({LOG_POSITION_SQL}) FROM "venues_venue" AS v WHERE v."status" <> ?'
-        f' AND v."id" IN ({", ".join("?" * len(ids))})'
-    )
+    """Candidate rows of the venues ``ids`` that are not removed, by id; and the point log's
+    position the read saw (None when no row was found)."""
+    sql = _ROWS_BY_ID + f"({', '.join('?' * len(ids))})"
     values: list[Any] = [VenueKind.PARKING_LOT.value, VenueStatus.REMOVED.value, *ids]
     _, rows = await client.execute_query(sql, values)
     position = (rows[0][_ID + 1] or 0) if rows else None

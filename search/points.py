@@ -203,11 +203,8 @@ class PointIndex:
 
     async def snapshot(self, client: Any) -> tuple[Points, int]:
         """The points and the log position they include, without reading the log (but for
-        the first load): the caller checks the position (``LOG_POSITION_SQL``)."""
-        if self._state is None:
-            await self._catch_up(client)
-        assert self._state is not None
-        return self._state
+        the first load): the caller checks the position (:func:`log_position`)."""
+        return self._state or await self.current(client)
 
     async def current(self, client: Any) -> tuple[Points, int]:
         """The points as of a read of the log that started after this call."""
@@ -221,8 +218,7 @@ class PointIndex:
             await self._load(client)
             return [None] * len(clients)
         points, seq = self._state
-        _, rows = await client.execute_query(LOG_POSITION_SQL)
-        last = rows[0][0] or 0
+        last = await log_position(client)
         if last == seq:
             return [None] * len(clients)
         changes: list[tuple[int, int]] = []
@@ -247,14 +243,19 @@ class PointIndex:
         # The log's position first: a change committed after it is applied again later (a
         # row's state is applied whole, so twice is harmless); one committed before is in
         # the table read next.
-        _, rows = await client.execute_query(LOG_POSITION_SQL)
-        seq = rows[0][0] or 0
+        seq = await log_position(client)
         entries = await _entries(client, None)
         self._state = (Points.build(entries), seq)
 
 
 # The log's position: every change numbered up to it is committed.
 LOG_POSITION_SQL = 'SELECT MAX(seq) FROM "venues_venue_point_log"'
+
+
+async def log_position(client: Any) -> int:
+    """The change log's position now (0 for an empty log)."""
+    _, rows = await client.execute_query(LOG_POSITION_SQL)
+    return int(rows[0][0] or 0)
 
 
 async def _entries(client: Any, ids: set[int] | None) -> list[tuple[int, float, float, str, bool]]:
