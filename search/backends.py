@@ -15,8 +15,9 @@ Both backends produce candidates in increasing spherical ("arc") distance, which
 it computes the exact key of each candidate, evaluates the clock-dependent filters, and stops as
 soon as every candidate not yet seen provably has a larger ``distance_m`` than the page needs. The
 database backend sorts the rows of a conservative bounding box by arc itself; Elasticsearch sorts
-by ``_geo_distance`` (arc) and is read in batches with ``search_after``. So both backends return
-identical pages, cursors included, and neither evaluates more opening hours than it must.
+by ``_geo_distance`` (arc) and is read in batches with ``search_after``, each request going with
+the worker's other searches of the moment (``backend.elastic.Searches``). So both backends
+return identical pages, cursors included, and neither evaluates more opening hours than it must.
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch
-
 from backend import geo
+from backend.elastic import Searches
 from venues.documents import (
     PARKING_STALE_AFTER,
     LiveState,
+    OpenStates,
     VenueDoc,
     live_state,
 )
@@ -84,8 +85,11 @@ def rank(doc: VenueDoc, params: SearchParams) -> Ranked | None:
     return _judge(doc, geo.distance_m(params.centre, doc.point), params)
 
 
-def _judge(doc: VenueDoc, distance: int, params: SearchParams) -> Ranked | None:
-    """:func:`rank` for a candidate whose ``distance_m`` is already known."""
+def _judge(
+    doc: VenueDoc, distance: int, params: SearchParams, known: OpenStates | None = None
+) -> Ranked | None:
+    """:func:`rank` for a candidate whose ``distance_m`` is already known (``known``: the open
+    states already evaluated at ``params.now``, see ``live_state``)."""
     if doc.status == VenueStatus.REMOVED.value:
         return None
     if params.kinds and doc.kind not in params.kinds:
@@ -96,7 +100,7 @@ def _judge(doc: VenueDoc, distance: int, params: SearchParams) -> Ranked | None:
         return None
     if params.after is not None and (distance, doc.id) <= params.after:
         return None
-    state = live_state(doc, params.now, params.parking_stale_after)
+    state = live_state(doc, params.now, params.parking_stale_after, known)
     if params.open_now and not state.open_now:
         return None
     if params.has_free_spaces and not state.has_free_spaces:
@@ -119,6 +123,7 @@ class Reranker:
         self.best: list[Ranked] = []
         self._keys: list[SortKey] = []
         self._keep = params.limit + 1
+        self._open_states: OpenStates = {}  # one moment (params.now) for the whole page
         # A candidate nearer than this (arc) is certainly before the cursor.
         self.skip_below = geo.arc_floor_m(params.after[0] - 0.5) if params.after else 0.0
 
@@ -144,7 +149,7 @@ class Reranker:
             return
         distance = geo.distance_m(self.params.centre, geo.Point(lat, lng))
         if self._may_enter(distance, venue_id):
-            self._keep_hit(_judge(make_doc(), distance, self.params))
+            self._keep_hit(_judge(make_doc(), distance, self.params, self._open_states))
 
     def _may_enter(self, distance: int, venue_id: str) -> bool:
         """False when the key ``(distance, venue_id)`` cannot be on the page, whatever the
@@ -192,8 +197,8 @@ class ElasticsearchBackend(SearchBackend):
 
     name = "elasticsearch"
 
-    def __init__(self, client: AsyncElasticsearch, index: str) -> None:
-        self.client = client
+    def __init__(self, searches: Searches, index: str) -> None:
+        self.searches = searches  # the worker's searches, sent together when they meet
         self.index = index
 
     def _query(self, params: SearchParams, reach: float) -> dict[str, Any]:
@@ -268,15 +273,16 @@ class ElasticsearchBackend(SearchBackend):
         for stage, reach in enumerate(reaches):
             query = self._query(params, reach)
             while True:
-                response = await self.client.search(
-                    index=self.index,
-                    query=query,
-                    sort=sort,
-                    size=batch,
-                    search_after=search_after,
-                    source_excludes=SOURCE_EXCLUDES,
-                    track_total_hits=False,
-                )
+                body: dict[str, Any] = {
+                    "query": query,
+                    "sort": sort,
+                    "size": batch,
+                    "_source": {"excludes": SOURCE_EXCLUDES},
+                    "track_total_hits": False,
+                }
+                if search_after is not None:
+                    body["search_after"] = search_after
+                response = await self.searches(self.index, body)
                 hits = response["hits"]["hits"]
                 for hit in hits:
                     source = hit["_source"]

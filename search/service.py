@@ -43,7 +43,7 @@ class VenueSearch:
     def primary(self) -> SearchBackend:
         """The backend to ask first for this request."""
         if self.elastic is not None and self.elastic.available():
-            return ElasticsearchBackend(self.elastic.query_client, self.alias)
+            return ElasticsearchBackend(self.elastic.searches, self.alias)
         return self.database
 
     def failed(self) -> None:

@@ -19,6 +19,7 @@ from elasticsearch import AsyncElasticsearch
 from sanic import Sanic
 
 from backend.context import AppContext
+from backend.elastic import Searches
 from search.backends import ElasticsearchBackend, SearchBackend
 from search.index import alias_name, drain
 from search.service import VENUE_SEARCH
@@ -59,7 +60,7 @@ def backend_named(name: str, ctx: AppContext) -> SearchBackend:
         # of every earlier test (search/points.py), as a server process's does.
         return ctx.get(VENUE_SEARCH).database
     assert ctx.elastic is not None
-    return ElasticsearchBackend(ctx.elastic.client, alias_name(ctx.settings))
+    return ElasticsearchBackend(Searches(ctx.elastic.client), alias_name(ctx.settings))
 
 
 @dataclass

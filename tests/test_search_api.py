@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from datetime import datetime
 
@@ -10,6 +11,8 @@ import pytest
 
 from backend import geo
 from backend.clock import SHANGHAI
+from search.schemas import SearchPage
+from server.app import _dumps
 from tests.conftest import PROFILE
 from tests.elastic_helpers import dead_elasticsearch
 from tests.search_fixtures import (  # noqa: F401 - fixtures
@@ -69,6 +72,25 @@ async def test_hits_carry_the_contract_fields_and_page_with_cursors(client, sear
         "api-006",
         "api-008",
     ]
+
+
+async def test_the_page_is_the_json_of_its_model(client, search_ctx):
+    # The route writes the page with pydantic's own JSON writer: the bytes must be those the
+    # app's JSON writer gives for the page's dict (times with their offset, Chinese unescaped).
+    search_ctx.clock.set(datetime(2026, 11, 18, 10, 0, tzinfo=SHANGHAI))
+    await seed(
+        search_ctx,
+        [dataclasses.replace(spec, opening_hours="Mo-Su 08:00-18:00") for spec in around(4)],
+    )
+    query = {"lat": CENTRE.lat, "lng": CENTRE.lng, "radius_m": 5000, "limit": 3}
+    response = await client.get(URL, params=query)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    page = SearchPage.model_validate_json(response.content)
+    assert len(page.items) == 3 and page.next_cursor
+    assert page.items[0].next_change is not None
+    assert response.content == _dumps(page.model_dump(mode="json"))
+    assert "阅读点0".encode() in response.content
 
 
 async def test_gcj02_queries_and_answers(client, search_ctx):

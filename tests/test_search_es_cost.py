@@ -130,34 +130,34 @@ class _Built:
         return build
 
 
-class _StubClient:
-    """Records the keyword arguments of each ``search`` and answers from a list of hits."""
+class _StubSearches:
+    """Records the body of each search and answers from a list of hits."""
 
     def __init__(self, docs: list[VenueDoc]) -> None:
         self.docs = sorted(docs, key=lambda d: (geo.arc_m(CENTRE, d.point), d.id))
         self.calls: list[dict[str, Any]] = []
 
-    async def search(self, **kwargs: Any) -> Any:
-        self.calls.append(kwargs)
-        reach = float(kwargs["query"]["bool"]["filter"][0]["geo_distance"]["distance"][:-1])
-        after = kwargs["search_after"]
+    async def __call__(self, index: str, body: dict[str, Any]) -> Any:
+        self.calls.append(body)
+        reach = float(body["query"]["bool"]["filter"][0]["geo_distance"]["distance"][:-1])
+        after = body.get("search_after")
         hits = []
         for doc in self.docs:
             arc = geo.arc_m(CENTRE, doc.point)
             if arc > reach or (after is not None and [arc, doc.id] <= after):
                 continue
             source = doc.to_source()
-            for field in kwargs["source_excludes"]:
+            for field in body["_source"]["excludes"]:
                 source.pop(field)
             hits.append({"_source": source, "sort": [arc, doc.id]})
-            if len(hits) == kwargs["size"]:
+            if len(hits) == body["size"]:
                 break
         return {"hits": {"hits": hits}}
 
 
 async def test_elasticsearch_requests_ask_for_little():
     candidates = _candidates(400, seed=9)
-    client = _StubClient([doc for _, doc in candidates])
+    client = _StubSearches([doc for _, doc in candidates])
     backend = ElasticsearchBackend(client, "venues")  # type: ignore[arg-type]
     params = _params()
     result = await backend.search(params)
@@ -165,7 +165,7 @@ async def test_elasticsearch_requests_ask_for_little():
     first = client.calls[0]
     assert first["size"] == first_batch(params) == 26  # a page of 20 + 1, plus a quarter
     assert first["track_total_hits"] is False
-    assert set(first["source_excludes"]) == {"description", "location"}
+    assert set(first["_source"]["excludes"]) == {"description", "location"}
     # A stage that needs more reads on with doubled batches.
     sizes = [call["size"] for call in client.calls]
     assert all(b == min(MAX_BATCH, 2 * a) or b == a for a, b in zip(sizes, sizes[1:], strict=False))
