@@ -1,8 +1,9 @@
 """One measurement (a scenario at one concurrency) and its ratios to a ceiling.
 
-Both load generators (wrk and ``bench.pyload``) print the same raw JSON: ``duration_s``,
-``requests``, ``socket_errors``, ``timeouts``, ``p50_ms``/``p95_ms``/``p99_ms`` and
-``statuses`` (code → count). Throughput counts only the answers the scenario expects (``ok``).
+Both load generators (wrk through ``bench.wrk.run_wrk``, and ``bench.pyload``) give the same raw
+JSON: ``duration_s``, ``requests``, ``socket_errors``, ``timeouts``, ``statuses`` (code → count)
+and ``p50_ms``/``p95_ms``/``p99_ms`` (nearest rank over the requests answered, timed on the
+monotonic clock). Throughput counts only the answers the scenario expects (``ok``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,20 @@ def percentile(sorted_values: list[float], p: float) -> float:
         return 0.0
     rank = max(1, round(p / 100 * len(sorted_values)))
     return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def histogram_percentile(counts: dict[int, int], p: float) -> int:
+    """``percentile`` of the values a histogram (value → how many) holds, without listing them."""
+    total = sum(counts.values())
+    if not total:
+        return 0
+    rank = min(max(1, round(p / 100 * total)), total)
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= rank:
+            return value
+    raise AssertionError("unreachable: the ranks add up to the total")
 
 
 @dataclass

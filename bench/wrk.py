@@ -3,6 +3,12 @@
 wrk runs in its own process, keeps ``concurrency`` connections busy for a fixed time and sends
 the requests the bench wrote to a file (``bench/wrk.lua`` reads them), so randomness (points,
 voters) is decided in Python and the API and its ceilings get the very same requests.
+
+The latencies and the duration are the script's own, on the monotonic clock, with one connection
+per wrk thread (see ``bench/wrk.lua``): wrk's histogram is rewritten by its coordinated-omission
+correction before a script sees it, and wrk times everything on the wall clock. The percentiles
+are nearest-rank over the requests answered, like ``bench.pyload``'s; answers slower than wrk's
+timeout are counted as timeouts and left out, as wrk does.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import REPO
+from bench.figures import histogram_percentile
 
 SCRIPT = REPO / "bench" / "wrk.lua"
 TIMEOUT_S = 10
@@ -50,10 +57,9 @@ def run_wrk(
     base_url: str, requests_file: Path, *, concurrency: int, seconds: float
 ) -> dict[str, Any]:
     """One wrk run; the raw figures its script prints (see ``bench/figures.py``)."""
-    threads = min(2, concurrency)
     command = [
         wrk_binary(),
-        f"--threads={threads}",
+        f"--threads={concurrency}",  # one connection per thread: the script times each request
         f"--connections={concurrency}",
         f"--duration={max(1, round(seconds))}s",
         f"--timeout={TIMEOUT_S}s",
@@ -67,5 +73,15 @@ def run_wrk(
     )
     for line in done.stdout.splitlines():
         if line.startswith("BENCH-JSON "):
-            return dict(json.loads(line.removeprefix("BENCH-JSON ")))
+            return raw_figures(json.loads(line.removeprefix("BENCH-JSON ")))
     raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-800:]} {done.stderr[-800:]}")
+
+
+def raw_figures(printed: dict[str, Any]) -> dict[str, Any]:
+    """The script's JSON with the percentiles of its latency histogram (µs) in place of it."""
+    raw = dict(printed)
+    limit_us = TIMEOUT_S * 1_000_000
+    histogram = {int(us): int(n) for us, n in raw.pop("latency_us").items() if int(us) < limit_us}
+    for p in (50, 95, 99):
+        raw[f"p{p}_ms"] = histogram_percentile(histogram, p) / 1000
+    return raw
