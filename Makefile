@@ -51,11 +51,11 @@ lint: install ## ruff (lint and format check) and mypy
 	$(BIN)/mypy backend search crowdsource venues residents admin_console fixtures server bench
 	$(BIN)/lint-imports
 
-test-embedded: install browser-up ## the suite on the embedded profile (SQLite, in-process KV, database search)
+test-embedded: install browser-up bench-tools ## the suite on the embedded profile (SQLite, in-process KV, database search)
 	@echo "===== test run 1/2: embedded profile ====="
 	$(EMBEDDED_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
-test-services: install services-up browser-up ## the suite against real PostgreSQL, Redis and Elasticsearch
+test-services: install services-up browser-up bench-tools ## the suite against real PostgreSQL, Redis and Elasticsearch
 	@echo "===== test run 2/2: services profile (PostgreSQL, Redis, Elasticsearch) ====="
 	source var/services/env && $(BIN)/pytest $(PYTEST_ARGS)
 
