@@ -263,3 +263,25 @@ def test_arc_order_in_chunks_keeps_ties_together():
             ]
             assert keys == sorted(zip(arcs.tolist(), ids.tolist(), strict=True))
             assert all(len(part_ids) >= 1 for part_ids, _ in parts)
+
+
+async def test_a_search_whose_venues_keep_changing_answers_from_sql_after_three_tries(search_ctx):
+    if not SQLITE:
+        return
+    await seed(
+        search_ctx,
+        [Spec(lat=CENTRE.lat + 0.001 * i, lng=CENTRE.lng, public_id=f"busy-{i}") for i in range(4)],
+    )
+    tries: list[int] = []
+
+    class Churning(DatabaseBackend):
+        """Every read of rows sees the log moved on: another process writes all the time."""
+
+        async def _rank_points(self, client, params, points, seq):
+            tries.append(seq)
+            return None, seq + 1
+
+    churning = Churning()
+    assert await found(churning, search_ctx, CENTRE) == [f"busy-{i}" for i in range(4)]
+    assert len(tries) == 3  # three tries on the point index, then the SQL path answered
+    assert await found(DatabaseBackend(), search_ctx, CENTRE) == [f"busy-{i}" for i in range(4)]
