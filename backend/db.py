@@ -8,7 +8,9 @@ exposes ``TORTOISE_ORM`` for the ``tortoise`` command line.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -16,6 +18,7 @@ import asyncpg
 from sanic import DefaultSanic
 from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.exceptions import OperationalError
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 from backend.config import Settings
@@ -102,6 +105,48 @@ async def ping() -> None:
     await conn.execute_query("SELECT 1")
 
 
+class NotMigrated(RuntimeError):
+    """The database lacks migrations the code has: the server refuses to start on it."""
+
+
+def migrations_on_disk(apps: Mapping[str, ModelApp]) -> set[tuple[str, str]]:
+    """Every migration of these apps as (app label, migration name), from a directory listing
+    (no migration module is imported)."""
+    found: set[tuple[str, str]] = set()
+    for label, app in apps.items():
+        spec = importlib.util.find_spec(app.migrations)
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            found.update((label, path.stem) for path in Path(folder).glob("[0-9]*.py"))
+    return found
+
+
+async def pending_migrations(apps: Mapping[str, ModelApp]) -> list[str]:
+    """The migrations on disk the database has not applied (``app.name``), sorted: cheap
+    enough for every start (a directory listing and one query of Tortoise's record)."""
+    try:
+        rows = await connections.get("default").execute_query_dict(
+            'SELECT "app", "name" FROM "tortoise_migrations"'
+        )
+    except OperationalError:  # no record yet: nothing was ever applied
+        rows = []
+    applied = {(str(r["app"]), str(r["name"])) for r in rows}
+    return sorted(f"{label}.{name}" for label, name in migrations_on_disk(apps) - applied)
+
+
+async def require_migrated(apps: Mapping[str, ModelApp]) -> None:
+    """Raise :class:`NotMigrated` naming what is missing, instead of failing later on a table
+    that does not exist."""
+    missing = await pending_migrations(apps)
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise NotMigrated(
+            f"the database is not migrated ({shown} not applied): run `make migrate` "
+            "(or `python -m server migrate`) first"
+        )
+
+
 def table_names() -> list[str]:
     """Every table the models own, for truncation in tests."""
     names = []
@@ -120,6 +165,7 @@ def register_database(app: DefaultSanic, settings: Settings, apps: Mapping[str, 
         # Connect now, before any request or job: the first use must not race to open the
         # connection (a cancelled lazy open can leave the SQLite client's lock held).
         await ping()
+        await require_migrated(apps)
 
     @app.after_server_stop
     async def _close(app: DefaultSanic) -> None:

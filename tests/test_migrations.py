@@ -1,5 +1,6 @@
 """Migrations: the index outbox moved from the ``search`` app to ``venues`` without losing rows;
-campaigns became pre-moderated; existing venues fill the R*Tree of venues 0005 (SQLite)."""
+campaigns became pre-moderated; existing venues fill the R*Tree of venues 0005 (SQLite); the
+server refuses to start on a database that lacks a migration."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from backend.db import NotMigrated, migrations_on_disk, pending_migrations, require_migrated
+from backend.features import ModelApp
+from server.orm import apps
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -150,3 +157,17 @@ def test_existing_venues_fill_the_rtree_and_later_writes_keep_it(tmp_path: Path)
         index = _rtree(conn)
     assert sorted(index) == ["gone", "near"]
     assert index["near"][0] <= 40.0 <= index["near"][1]
+
+
+async def test_the_server_refuses_a_database_that_lacks_a_migration(ctx) -> None:
+    # The suite's database is migrated: nothing is pending for the real apps.
+    assert await pending_migrations(apps()) == []
+    await require_migrated(apps())
+    # An app whose migrations the database never applied (the venues' files under another
+    # label): the start fails naming them, not later on a missing table.
+    behind = {**apps(), "unapplied": ModelApp(modules=(), migrations="venues.migrations")}
+    missing = await pending_migrations(behind)
+    on_disk = sorted(name for label, name in migrations_on_disk(behind) if label == "unapplied")
+    assert missing == [f"unapplied.{name}" for name in on_disk] and len(missing) >= 8
+    with pytest.raises(NotMigrated, match=r"unapplied\.0001_.* and \d+ more.*make migrate"):
+        await require_migrated(behind)
