@@ -289,3 +289,53 @@ def test_a_burst_reads_its_items_with_a_few_statement_texts():
         assert set(out) == set(ids)
         lengths.add(len(out))
     assert lengths == {1, 2, 4, 8, 16, 32, 64}
+
+
+async def test_a_changed_campaign_or_item_is_seen_by_the_next_vote(client, ctx):
+    """The vote reads its item and campaign in one statement and keeps the campaign model while
+    its row is unchanged: any change of the row — even one written without touching
+    ``updated_at`` — is seen by the very next vote of the same worker."""
+    campaign, items = await _setup(client, ctx, items=4)
+    pk = (await Campaign.get(public_id=campaign["id"])).id
+    first, second = await make_user(Role.RESIDENT), await make_user(Role.RESIDENT)
+    answer = await client.post(_url(items[0]), headers=token_headers(ctx, first))
+    assert answer.status_code == 201, answer.text
+    # A budget set by a set-based write (no updated_at): the refusal names the new budget.
+    await Campaign.filter(id=pk).update(vote_budget=1)
+    refused = await client.post(_url(items[1]), headers=token_headers(ctx, first))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "vote_budget_exhausted"
+    assert "最多投 1 票" in refused.json()["error"]["message"]
+    # The item hidden by reports, then the campaign switched to pre-moderation.
+    await PainPoint.filter(public_id=items[2]["id"]).update(hidden=True)
+    hidden = await client.post(_url(items[2]), headers=token_headers(ctx, second))
+    assert hidden.json()["error"]["code"] == "pain_point_hidden", hidden.text
+    await Campaign.filter(id=pk).update(moderation="pre")
+    pending = await client.post(_url(items[3]), headers=token_headers(ctx, second))
+    assert pending.json()["error"]["code"] == "pain_point_pending_review", pending.text
+    # Voting closed by moving the schedule.
+    await Campaign.filter(id=pk).update(moderation="post", voting_ends_at=ctx.clock.now())
+    closed = await client.post(_url(items[3]), headers=token_headers(ctx, second))
+    assert closed.json()["error"]["code"] == "phase_closed", closed.text
+    assert await Vote.filter(campaign_id=pk).count() == 1
+
+
+async def test_a_burst_shares_one_campaign_model_while_its_row_is_unchanged(client, ctx):
+    from crowdsource.votes import _load_items  # noqa: PLC0415
+
+    campaign, items = await _setup(client, ctx, items=3)
+    ids = [item["id"] for item in items]
+    once = await _load_items([*ids, "nope", ids[0]])
+    assert once[3] is None
+    assert [v.public_id for v in once if v] == [*ids, ids[0]]
+    assert len({id(v.campaign) for v in once if v}) == 1
+    again = await _load_items(ids)
+    assert again[0] is not None and once[0] is not None
+    assert again[0].campaign is once[0].campaign  # not rebuilt: the row is unchanged
+    assert again[0].campaign.public_id == campaign["id"]
+    await Campaign.filter(public_id=campaign["id"]).update(votes_per_minute_person=7)
+    changed = await _load_items(ids)
+    assert changed[0] is not None
+    assert changed[0].campaign is not once[0].campaign
+    assert changed[0].campaign.votes_per_minute_person == 7
+    assert once[0].campaign.votes_per_minute_person == UNLIMITED["votes_per_minute_person"]
