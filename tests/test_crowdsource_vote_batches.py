@@ -159,6 +159,19 @@ async def test_one_batch_applies_every_rule_in_order(client, ctx):
     async with unit_of_work():
         assert await ballots.record_votes([ballot(at_edge, item_a)]) == [ballots.ACCEPTED]
     assert (await Participant.get(user_id=at_edge.id)).votes == 3
+    # A budget of 0 (the API offers none, the rule holds for any row): a newcomer's tally is
+    # created uncounted, the vote refused and removed; an existing tally is not counted either.
+    await Campaign.filter(id=stored.id).update(vote_budget=0)
+    (newcomer,) = await many_users(ctx, 1)
+    async with unit_of_work():
+        outcomes = await ballots.record_votes([ballot(newcomer, item_a), ballot(fresh, item_b)])
+    assert outcomes == [ballots.BUDGET_EXHAUSTED, ballots.ALREADY_VOTED]
+    async with unit_of_work():
+        assert await ballots.record_votes([ballot(voted, item_b)]) == [ballots.BUDGET_EXHAUSTED]
+    assert (await Participant.get(user_id=newcomer.id)).votes == 0
+    assert (await Participant.get(user_id=voted.id)).votes == 1
+    assert not await Vote.filter(user_id=newcomer.id).exists()
+    assert await Vote.filter(user_id=voted.id).count() == 1
     with pytest.raises(ValueError, match="one vote per person"):
         await ballots.record_votes([ballot(fresh, item_a), ballot(fresh, item_b)])
 
@@ -266,12 +279,10 @@ def test_postgres_gets_one_statement_text_whatever_the_batch_size():
     now = datetime.now(UTC)
 
     def statements(n: int) -> list[tuple[str, int]]:
-        rows = [(i, 1, i, "resident", now, "ip", "net", None) for i in range(n)]
+        rows = [(i, 1, f"u{i}", "resident", now, "ip", "net", None) for i in range(n)]
         built = [
-            sql.users([f"u{i}" for i in range(n)]),
-            sql.insert_votes(rows),
-            sql.lock_tallies([(1, i) for i in range(n)]),
-            sql.count_within_budget(list(range(n))),
+            sql.users_and_votes([f"u{i}" for i in range(n)], rows),
+            sql.count_tallies([(1, i) for i in range(n)]),
             sql.delete_votes(list(range(n))),
         ]
         return [(text, len(params)) for text, params in built]
