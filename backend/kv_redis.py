@@ -9,7 +9,7 @@ import redis.asyncio as redis_async
 from redis.asyncio.lock import Lock as RedisLock
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import LockNotOwnedError, RedisError
+from redis.exceptions import LockNotOwnedError, NoScriptError, RedisError
 
 from backend.coalesce import Coalesced
 from backend.kv import (
@@ -289,16 +289,36 @@ class RedisKeyValue(KeyValue):
         return await self._hit_groups(list(limits))
 
     async def _hit_many(self, groups: list[list[Limit]]) -> list[list[RateLimit]]:
-        """Each group's ``hit_all``, one script call per group, all in one pipeline."""
-        pipe = self.client.pipeline(transaction=False)
+        """Each group's ``hit_all``, one ``EVALSHA`` per group, all in one pipeline: one round
+        trip (a script object in a pipeline would first ask ``SCRIPT EXISTS``, every time). A
+        server that lost its script cache (a restart, ``SCRIPT FLUSH``) answers ``NOSCRIPT`` to
+        a call, which then counted nothing: the script is loaded and those calls sent again."""
+        calls: list[list[Any]] = []
         for limits in groups:
-            args: list[int] = []
+            args: list[Any] = [self._k(RATE_PREFIX + key) for key, _limit, _window in limits]
             for _key, limit, window in limits:
                 args += [_check_limit(limit, window), limit]
-            keys = [self._k(RATE_PREFIX + key) for key, _limit, _window in limits]
-            await self._hit_all(keys=keys, args=args, client=pipe)
-        answers = await pipe.execute()
-        return [_rate_limits(limits, flat) for limits, flat in zip(groups, answers, strict=True)]
+            calls.append(args)
+        answers: dict[int, Any] = {}
+        pending = list(range(len(groups)))
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for i in pending:
+                pipe.evalsha(self._hit_all.sha, len(groups[i]), *calls[i])
+            results = await pipe.execute(raise_on_error=False)
+            lost = []
+            for i, result in zip(pending, results, strict=True):
+                if isinstance(result, NoScriptError) and attempt == 0:
+                    lost.append(i)
+                elif isinstance(result, Exception):
+                    raise result
+                else:
+                    answers[i] = result
+            if not lost:
+                break
+            self._hit_all.sha = await self.client.script_load(_HIT_ALL)
+            pending = lost
+        return [_rate_limits(limits, answers[i]) for i, limits in enumerate(groups)]
 
     # -- lifecycle ----------------------------------------------------------------------
     async def ping(self) -> bool:

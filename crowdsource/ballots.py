@@ -12,12 +12,14 @@ a lone vote waits for nothing and a burst shares commits.
 ``ON CONFLICT``), in the order the checks always had:
 
 1. ``account_disabled``: the person's account is not active (the batch looks every voter up by
-   public id in one statement, in its transaction: the request itself reads no user row);
+   public id, in its transaction: the request itself reads no user row);
 2. ``already_voted``: the UNIQUE (pain point, person) pair — ``INSERT … ON CONFLICT DO NOTHING
-   RETURNING``, what it did not insert was there already;
+   RETURNING``, what it did not insert was there already. On PostgreSQL steps 1 and 2 are one
+   statement (the voters in a CTE the insert joins); SQLite runs them one after the other;
 3. ``vote_budget_exhausted``: the person's tally (``crowdsource_participant``) is locked and
-   ``UPDATE … SET votes = votes + 1 WHERE votes < budget RETURNING``; the votes of those it did
-   not count are deleted again before COMMIT.
+   counted in one upsert, ``INSERT … ON CONFLICT DO UPDATE SET votes = votes + 1 WHERE votes <
+   budget RETURNING`` (a new tally starts at 1, at 0 if the budget is 0); the votes of those it
+   did not count are deleted again before COMMIT.
 
 Rows are written in one order (pairs sorted, tallies sorted) so that two workers' batches, and a
 withdrawal (which deletes its vote, then decrements the tally under the same row lock), wait for
@@ -85,6 +87,26 @@ def _in(count: int) -> str:
     return ", ".join("?" * count)
 
 
+_VOTE_COLUMNS = (
+    "pain_point_id, campaign_id, user_id, audience, created_at, ip_hash, net_hash, device_hash"
+)
+_VOTE_CONFLICT = (
+    " ON CONFLICT (pain_point_id, user_id) DO NOTHING RETURNING id, pain_point_id, user_id"
+)
+_BUDGET = "(SELECT b.vote_budget FROM crowdsource_campaign b WHERE b.id = {campaign})"
+# A new tally starts counted (1) unless the budget is 0; an existing one counts the vote only
+# while under the budget (no budget: always). The conflicting row is locked either way.
+_TALLY = (
+    "INSERT INTO crowdsource_participant (campaign_id, user_id, submissions, votes)"  # noqa: S608
+    " SELECT {c}, {u}, 0, CASE WHEN COALESCE(" + _BUDGET.format(campaign="{c}") + ", 1) > 0"
+    " THEN 1 ELSE 0 END FROM {source} WHERE true"
+    " ON CONFLICT (campaign_id, user_id) DO UPDATE SET votes = crowdsource_participant.votes + 1"
+    " WHERE crowdsource_participant.votes < COALESCE("
+    + _BUDGET.format(campaign="crowdsource_participant.campaign_id")
+    + ", crowdsource_participant.votes + 1) RETURNING id, campaign_id, user_id, votes"
+)
+
+
 class _Sql:
     """The statements of :func:`record_votes`. PostgreSQL gets one text per statement whatever
     the batch size (the values travel as arrays), so each pooled connection prepares it once:
@@ -95,58 +117,90 @@ class _Sql:
         self.pg = conn.capabilities.dialect == "postgres"
 
     def users(self, public_ids: list[str]) -> tuple[str, list[Any]]:
-        where = "= ANY($1::text[])" if self.pg else f"IN ({_in(len(public_ids))})"
-        query = f"SELECT id, public_id FROM core_user WHERE is_active AND public_id {where}"  # noqa: S608
-        return query, [public_ids] if self.pg else public_ids
+        """SQLite: the active voters (PostgreSQL reads them in :meth:`users_and_votes`)."""
+        query = f"SELECT id, public_id FROM core_user WHERE is_active AND public_id IN ({_in(len(public_ids))})"  # noqa: S608, E501
+        return query, public_ids
 
     def insert_votes(self, rows: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
-        columns = (
-            "pain_point_id, campaign_id, user_id, audience, created_at, ip_hash, net_hash,"
-            " device_hash"
+        """SQLite: the votes, in the order given, with the voter's id."""
+        params = [x for row in rows for x in row]
+        return (
+            f"INSERT INTO crowdsource_vote ({_VOTE_COLUMNS}) VALUES {_marks(len(rows), 8)}"  # noqa: S608
+            + _VOTE_CONFLICT
+        ), params
+
+    def users_and_votes(
+        self, public_ids: list[str], rows: list[tuple[Any, ...]]
+    ) -> tuple[str, list[Any]]:
+        """PostgreSQL, one statement: the active voters among ``public_ids``, and the votes of
+        ``rows`` (the voter's public id third) inserted for those voters in (pain point, voter)
+        order. Rows of the first kind have no ``pain_point_id``."""
+        query = (
+            "WITH voter AS (SELECT id, public_id FROM core_user"  # noqa: S608 - fixed text
+            " WHERE is_active AND public_id = ANY($1::text[])),"
+            f" inserted AS (INSERT INTO crowdsource_vote ({_VOTE_COLUMNS})"
+            " SELECT t.pp, t.c, v.id, t.aud, t.at, t.ip, t.net, t.dev"
+            " FROM unnest($2::int[], $3::int[], $4::text[], $5::text[], $6::timestamptz[],"
+            " $7::text[], $8::text[], $9::text[]) AS t(pp, c, pid, aud, at, ip, net, dev)"
+            " JOIN voter v ON v.public_id = t.pid ORDER BY t.pp, v.id"
+            f"{_VOTE_CONFLICT})"
+            " SELECT NULL::bigint AS id, NULL::int AS pain_point_id, id AS user_id, public_id"
+            " FROM voter UNION ALL"
+            " SELECT id, pain_point_id, user_id, NULL FROM inserted"
         )
-        if self.pg:
-            values = (
-                "SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::text[],"
-                " $5::timestamptz[], $6::text[], $7::text[], $8::text[])"
-            )
-            params: list[Any] = [list(column) for column in zip(*rows, strict=True)]
-        else:
-            values = f"VALUES {_marks(len(rows), 8)}"
-            params = [x for row in rows for x in row]
-        return (
-            f"INSERT INTO crowdsource_vote ({columns}) {values}"
-            " ON CONFLICT (pain_point_id, user_id) DO NOTHING RETURNING id, pain_point_id, user_id"
-        ), params
+        return query, [public_ids, *[list(column) for column in zip(*rows, strict=True)]]
 
-    def lock_tallies(self, tallies: list[tuple[int, int]]) -> tuple[str, list[Any]]:
+    def count_tallies(self, tallies: list[tuple[int, int]]) -> tuple[str, list[Any]]:
+        """Lock each (campaign, voter) tally in the order given, creating it if new, and count
+        the vote where it fits the budget: the rows returned with ``votes > 0`` counted it."""
         if self.pg:
-            values = "SELECT c, u, 0, 0 FROM unnest($1::int[], $2::int[]) AS t(c, u)"
+            source = "unnest($1::int[], $2::int[]) AS t(c, u)"
             params: list[Any] = [[c for c, _ in tallies], [u for _, u in tallies]]
-        else:
-            values = f"VALUES {_marks(len(tallies), 4)}"
-            params = [x for pair in tallies for x in (*pair, 0, 0)]
-        return (
-            "INSERT INTO crowdsource_participant (campaign_id, user_id, submissions, votes)"  # noqa: S608
-            f" {values} ON CONFLICT (campaign_id, user_id) DO UPDATE"
-            " SET votes = crowdsource_participant.votes RETURNING id, campaign_id, user_id"
-        ), params
-
-    def _ids(self, ids: list[int], kind: str) -> tuple[str, list[Any]]:
-        if self.pg:
-            return f"= ANY($1::{kind}[])", [ids]
-        return f"IN ({_in(len(ids))})", list(ids)
-
-    def count_within_budget(self, ids: list[int]) -> tuple[str, list[Any]]:
-        where, params = self._ids(ids, "int")
-        return (
-            f"UPDATE crowdsource_participant SET votes = votes + 1 WHERE id {where}"  # noqa: S608
-            " AND votes < COALESCE((SELECT c.vote_budget FROM crowdsource_campaign c"
-            " WHERE c.id = crowdsource_participant.campaign_id), votes + 1) RETURNING id"
-        ), params
+            return _TALLY.format(c="t.c", u="t.u", source=source), params
+        source = f"(VALUES {_marks(len(tallies), 2)})"
+        params = [x for pair in tallies for x in pair]
+        return _TALLY.format(c="column1", u="column2", source=source), params
 
     def delete_votes(self, ids: list[int]) -> tuple[str, list[Any]]:
-        where, params = self._ids(ids, "bigint")
-        return f"DELETE FROM crowdsource_vote WHERE id {where}", params  # noqa: S608
+        if self.pg:
+            return "DELETE FROM crowdsource_vote WHERE id = ANY($1::bigint[])", [ids]
+        return f"DELETE FROM crowdsource_vote WHERE id IN ({_in(len(ids))})", list(ids)  # noqa: S608
+
+
+async def _insert_votes(
+    conn: BaseDBAsyncClient, sql: _Sql, ballots: Sequence[Ballot]
+) -> tuple[dict[str, int], dict[tuple[int, int], int]]:
+    """The active voters' ids by public id, and the ids of the votes inserted (by pain point
+    and voter id): votes of inactive or unknown voters are not inserted, nor pairs that exist.
+    Inserted in (pain point, voter) order: the row-lock order."""
+    public_ids = sorted({b.user_public_id for b in ballots})
+    rows = [
+        (
+            b.pain_point_id,
+            b.campaign_id,
+            b.user_public_id,
+            b.audience.value,
+            b.created_at,
+            b.ip_hash,
+            b.net_hash,
+            b.device_hash,
+        )
+        for b in ballots
+    ]
+    if sql.pg:  # one round trip
+        found = await conn.execute_query_dict(*sql.users_and_votes(public_ids, rows))
+        user = {str(r["public_id"]): int(r["user_id"]) for r in found if r["pain_point_id"] is None}
+        inserted = [r for r in found if r["pain_point_id"] is not None]
+    else:
+        found = await conn.execute_query_dict(*sql.users(public_ids))
+        user = {str(r["public_id"]): int(r["id"]) for r in found}
+        wanted = sorted(
+            ((*row[:2], user[row[2]], *row[3:]) for row in rows if row[2] in user),
+            key=lambda row: (row[0], row[2]),
+        )
+        inserted = await conn.execute_query_dict(*sql.insert_votes(wanted)) if wanted else []
+    vote_id = {(int(r["pain_point_id"]), int(r["user_id"])): int(r["id"]) for r in inserted}
+    return user, vote_id
 
 
 async def record_votes(ballots: Sequence[Ballot]) -> list[str]:
@@ -159,60 +213,33 @@ async def record_votes(ballots: Sequence[Ballot]) -> list[str]:
         raise ValueError("at most one vote per person and campaign in a batch")
     conn = connections.get("default")
     sql = _Sql(conn)
-    outcome = dict.fromkeys(range(len(ballots)), ACCEPTED)
-    # 1. The voters' ids, active accounts only.
-    rows = await conn.execute_query_dict(*sql.users(sorted({b.user_public_id for b in ballots})))
-    user = {str(r["public_id"]): int(r["id"]) for r in rows}
-    for i, b in enumerate(ballots):
+    # 1. The voters (active accounts only) and 2. the UNIQUE pair: what is not inserted for an
+    # active voter was there already.
+    user, vote_id = await _insert_votes(conn, sql, ballots)
+    outcome = []
+    for b in ballots:
         if b.user_public_id not in user:
-            outcome[i] = ACCOUNT_DISABLED
-    # 2. The UNIQUE pair: what is not inserted was there already.
-    wanted = sorted(
-        (i for i in outcome if outcome[i] == ACCEPTED),
-        key=lambda i: (ballots[i].pain_point_id, user[ballots[i].user_public_id]),
-    )
-    if not wanted:
-        return [outcome[i] for i in range(len(ballots))]
-    inserted = await conn.execute_query_dict(
-        *sql.insert_votes(
-            [
-                (
-                    b.pain_point_id,
-                    b.campaign_id,
-                    user[b.user_public_id],
-                    b.audience.value,
-                    b.created_at,
-                    b.ip_hash,
-                    b.net_hash,
-                    b.device_hash,
-                )
-                for b in (ballots[i] for i in wanted)
-            ]
-        )
-    )
-    vote_id = {(int(r["pain_point_id"]), int(r["user_id"])): int(r["id"]) for r in inserted}
-    for i in wanted:
-        if (ballots[i].pain_point_id, user[ballots[i].user_public_id]) not in vote_id:
-            outcome[i] = ALREADY_VOTED
-    counted = [i for i in wanted if outcome[i] == ACCEPTED]
+            outcome.append(ACCOUNT_DISABLED)
+        elif (b.pain_point_id, user[b.user_public_id]) not in vote_id:
+            outcome.append(ALREADY_VOTED)
+        else:
+            outcome.append(ACCEPTED)
+    counted = [i for i, o in enumerate(outcome) if o == ACCEPTED]
     if not counted:
-        return [outcome[i] for i in range(len(ballots))]
-    # 3. The budget: lock each tally (creating it if new) in one order, then one conditional
-    # UPDATE counts what fits.
+        return outcome
+    # 3. The budget: each tally locked (created if new) in one order, counting what fits.
     tallies = sorted({(ballots[i].campaign_id, user[ballots[i].user_public_id]) for i in counted})
-    locked = await conn.execute_query_dict(*sql.lock_tallies(tallies))
-    tally_id = {(int(r["campaign_id"]), int(r["user_id"])): int(r["id"]) for r in locked}
-    bumped = await conn.execute_query_dict(*sql.count_within_budget(sorted(tally_id.values())))
-    within = {int(r["id"]) for r in bumped}
+    rows = await conn.execute_query_dict(*sql.count_tallies(tallies))
+    within = {(int(r["campaign_id"]), int(r["user_id"])) for r in rows if int(r["votes"]) > 0}
     over = []
     for i in counted:
         b, pk = ballots[i], user[ballots[i].user_public_id]
-        if tally_id[(b.campaign_id, pk)] not in within:
+        if (b.campaign_id, pk) not in within:
             outcome[i] = BUDGET_EXHAUSTED
             over.append(vote_id[(b.pain_point_id, pk)])
     if over:
         await conn.execute_query(*sql.delete_votes(over))
-    return [outcome[i] for i in range(len(ballots))]
+    return outcome
 
 
 # -- the batcher ------------------------------------------------------------------------

@@ -129,9 +129,9 @@ def report_out(item: PainPoint, *, hidden: bool) -> ReportOut:
     return ReportOut(pain_point_id=item.public_id, hidden=hidden)
 
 
-def vote_out(item: PainPoint, audience: Audience, counts: dict[str, int]) -> VoteOut:
+def vote_out(pain_point_id: str, audience: Audience, counts: dict[str, int]) -> VoteOut:
     return VoteOut(
-        pain_point_id=item.public_id,
+        pain_point_id=pain_point_id,
         audience=audience,
         votes=counts["total"],
         votes_by_audience=_vote_counts(counts),

@@ -10,7 +10,10 @@ and commits on its own, under the same row locks.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
+from tortoise import connections
 from tortoise.expressions import F
 from tortoise.functions import Count
 
@@ -26,7 +29,7 @@ from crowdsource.pain_points import user_pk
 from crowdsource.phases import require_phase
 from crowdsource.presenters import vote_out
 from crowdsource.schemas import VoteOut
-from crowdsource.visibility import HIDDEN, PENDING_REVIEW, why_not_public
+from crowdsource.visibility import HIDDEN, PENDING_REVIEW, why_not_public_state
 from crowdsource.voices import voter_audience
 
 log = logging.getLogger("smartcircle.crowdsource")
@@ -56,9 +59,9 @@ async def _check_vote_rate(
             )
 
 
-async def _check_votable(item: PainPoint, campaign: Campaign) -> None:
+async def _check_votable(item: Votable, campaign: Campaign) -> None:
     """Only listed items take votes: public under the campaign's policy, not a duplicate."""
-    reason = why_not_public(item, campaign)
+    reason = why_not_public_state(item.status, item.hidden, campaign)
     if reason == HIDDEN:
         raise Conflict("该痛点正在复核中，暂不能投票", code="pain_point_hidden")
     if reason == PENDING_REVIEW:
@@ -100,15 +103,75 @@ async def _ensure_built(*, ctx: AppContext, campaign: Campaign) -> None:
 
 def padded(public_ids: list[str]) -> list[str]:
     """The distinct ids, the last repeated up to a power of two: a burst's IN lists take a few
-    lengths, so the query has a few texts, each prepared once per pooled connection."""
+    lengths, so the query has a few texts, each prepared once per pooled connection (SQLite;
+    PostgreSQL gets the ids as one array)."""
     distinct = sorted(set(public_ids))
     return distinct + distinct[-1:] * ((1 << (len(distinct) - 1).bit_length()) - len(distinct))
 
 
-async def _load_items(public_ids: list[str]) -> list[PainPoint | None]:
-    """The pain points (with their campaigns) that concurrent votes name, in one query."""
-    rows = await PainPoint.filter(public_id__in=padded(public_ids)).select_related("campaign")
-    found = {row.public_id: row for row in rows}
+@dataclass(frozen=True, slots=True)
+class Votable:
+    """What a vote reads of its pain point: the moderation state, and the campaign."""
+
+    id: int
+    public_id: str
+    status: Status
+    hidden: bool
+    duplicate_of_id: int | None
+    campaign: Campaign
+
+
+# Every column of the campaign: the row read with the item is compared whole (below).
+_CAMPAIGN_COLUMNS = tuple(sorted(Campaign._meta.fields_db_projection.values()))
+_CAMPAIGN_SELECT = ", ".join(f'c."{column}" AS "c_{column}"' for column in _CAMPAIGN_COLUMNS)
+_ITEMS_SQL = (
+    "SELECT p.id AS p_id, p.public_id AS p_public_id, p.status AS p_status,"  # noqa: S608 - names
+    f" p.hidden AS p_hidden, p.duplicate_of_id AS p_duplicate_of_id, {_CAMPAIGN_SELECT}"
+    f" FROM {PainPoint._meta.db_table} p JOIN {Campaign._meta.db_table} c"
+    " ON c.id = p.campaign_id WHERE p.public_id "
+)
+# Per worker: campaign id -> (the row's values, the Campaign built from them). A campaign is
+# rebuilt only when a value of its row, read in this very statement, differs: a phase, schedule
+# or rule change is seen by the next vote exactly as before, only the model building is saved.
+# The votes' code only reads the campaign (never assigns to it), so requests may share one.
+_campaigns: dict[int, tuple[tuple[Any, ...], Campaign]] = {}
+_MAX_CAMPAIGNS = 64
+
+
+def _campaign_of(row: dict[str, Any]) -> Campaign:
+    values = tuple(row[f"c_{column}"] for column in _CAMPAIGN_COLUMNS)
+    pk = int(row["c_id"])
+    kept = _campaigns.get(pk)
+    if kept is not None and kept[0] == values:
+        return kept[1]
+    campaign = Campaign._init_from_db(**dict(zip(_CAMPAIGN_COLUMNS, values, strict=True)))
+    if len(_campaigns) >= _MAX_CAMPAIGNS:
+        _campaigns.clear()
+    _campaigns[pk] = (values, campaign)
+    return campaign
+
+
+async def _load_items(public_ids: list[str]) -> list[Votable | None]:
+    """The pain points (with their campaigns) that concurrent votes name, in one statement of
+    one text (PostgreSQL: the ids as an array; SQLite: a padded IN list), read without building
+    pain-point models."""
+    conn = connections.get("default")
+    params: list[Any]
+    if conn.capabilities.dialect == "postgres":
+        query, params = _ITEMS_SQL + "= ANY($1::text[])", [sorted(set(public_ids))]
+    else:
+        params = padded(public_ids)
+        query = _ITEMS_SQL + f"IN ({', '.join('?' * len(params))})"
+    found = {}
+    for row in await conn.execute_query_dict(query, params):
+        found[str(row["p_public_id"])] = Votable(
+            id=int(row["p_id"]),
+            public_id=str(row["p_public_id"]),
+            status=Status(row["p_status"]),
+            hidden=bool(row["p_hidden"]),
+            duplicate_of_id=row["p_duplicate_of_id"],
+            campaign=_campaign_of(row),
+        )
     return [found.get(public_id) for public_id in public_ids]
 
 
@@ -141,7 +204,7 @@ async def _cast_vote(
     *,
     ctx: AppContext,
     principal: Principal,
-    item: PainPoint,
+    item: Votable,
     client_ip: str,
     device_id: str | None,
 ) -> VoteOut:
@@ -178,7 +241,7 @@ async def _cast_vote(
     counts = counted.counts
     if counts is None:  # the store could not tell
         counts = await counters.database_one(pain_point_pk=item.id)
-    return vote_out(item, audience, counts)
+    return vote_out(item.public_id, audience, counts)
 
 
 async def withdraw_vote(
@@ -206,7 +269,7 @@ async def withdraw_vote(
     counts = await _bump_and_count(
         ctx=ctx, campaign=campaign, item=item, audience=vote.audience, amount=-1
     )
-    return vote_out(item, vote.audience, counts)
+    return vote_out(item.public_id, vote.audience, counts)
 
 
 # -- reconciliation and tallies ---------------------------------------------------------

@@ -159,6 +159,19 @@ async def test_one_batch_applies_every_rule_in_order(client, ctx):
     async with unit_of_work():
         assert await ballots.record_votes([ballot(at_edge, item_a)]) == [ballots.ACCEPTED]
     assert (await Participant.get(user_id=at_edge.id)).votes == 3
+    # A budget of 0 (the API offers none, the rule holds for any row): a newcomer's tally is
+    # created uncounted, the vote refused and removed; an existing tally is not counted either.
+    await Campaign.filter(id=stored.id).update(vote_budget=0)
+    (newcomer,) = await many_users(ctx, 1)
+    async with unit_of_work():
+        outcomes = await ballots.record_votes([ballot(newcomer, item_a), ballot(fresh, item_b)])
+    assert outcomes == [ballots.BUDGET_EXHAUSTED, ballots.ALREADY_VOTED]
+    async with unit_of_work():
+        assert await ballots.record_votes([ballot(voted, item_b)]) == [ballots.BUDGET_EXHAUSTED]
+    assert (await Participant.get(user_id=newcomer.id)).votes == 0
+    assert (await Participant.get(user_id=voted.id)).votes == 1
+    assert not await Vote.filter(user_id=newcomer.id).exists()
+    assert await Vote.filter(user_id=voted.id).count() == 1
     with pytest.raises(ValueError, match="one vote per person"):
         await ballots.record_votes([ballot(fresh, item_a), ballot(fresh, item_b)])
 
@@ -266,12 +279,10 @@ def test_postgres_gets_one_statement_text_whatever_the_batch_size():
     now = datetime.now(UTC)
 
     def statements(n: int) -> list[tuple[str, int]]:
-        rows = [(i, 1, i, "resident", now, "ip", "net", None) for i in range(n)]
+        rows = [(i, 1, f"u{i}", "resident", now, "ip", "net", None) for i in range(n)]
         built = [
-            sql.users([f"u{i}" for i in range(n)]),
-            sql.insert_votes(rows),
-            sql.lock_tallies([(1, i) for i in range(n)]),
-            sql.count_within_budget(list(range(n))),
+            sql.users_and_votes([f"u{i}" for i in range(n)], rows),
+            sql.count_tallies([(1, i) for i in range(n)]),
             sql.delete_votes(list(range(n))),
         ]
         return [(text, len(params)) for text, params in built]
@@ -289,3 +300,53 @@ def test_a_burst_reads_its_items_with_a_few_statement_texts():
         assert set(out) == set(ids)
         lengths.add(len(out))
     assert lengths == {1, 2, 4, 8, 16, 32, 64}
+
+
+async def test_a_changed_campaign_or_item_is_seen_by_the_next_vote(client, ctx):
+    """The vote reads its item and campaign in one statement and keeps the campaign model while
+    its row is unchanged: any change of the row — even one written without touching
+    ``updated_at`` — is seen by the very next vote of the same worker."""
+    campaign, items = await _setup(client, ctx, items=4)
+    pk = (await Campaign.get(public_id=campaign["id"])).id
+    first, second = await make_user(Role.RESIDENT), await make_user(Role.RESIDENT)
+    answer = await client.post(_url(items[0]), headers=token_headers(ctx, first))
+    assert answer.status_code == 201, answer.text
+    # A budget set by a set-based write (no updated_at): the refusal names the new budget.
+    await Campaign.filter(id=pk).update(vote_budget=1)
+    refused = await client.post(_url(items[1]), headers=token_headers(ctx, first))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "vote_budget_exhausted"
+    assert "最多投 1 票" in refused.json()["error"]["message"]
+    # The item hidden by reports, then the campaign switched to pre-moderation.
+    await PainPoint.filter(public_id=items[2]["id"]).update(hidden=True)
+    hidden = await client.post(_url(items[2]), headers=token_headers(ctx, second))
+    assert hidden.json()["error"]["code"] == "pain_point_hidden", hidden.text
+    await Campaign.filter(id=pk).update(moderation="pre")
+    pending = await client.post(_url(items[3]), headers=token_headers(ctx, second))
+    assert pending.json()["error"]["code"] == "pain_point_pending_review", pending.text
+    # Voting closed by moving the schedule.
+    await Campaign.filter(id=pk).update(moderation="post", voting_ends_at=ctx.clock.now())
+    closed = await client.post(_url(items[3]), headers=token_headers(ctx, second))
+    assert closed.json()["error"]["code"] == "phase_closed", closed.text
+    assert await Vote.filter(campaign_id=pk).count() == 1
+
+
+async def test_a_burst_shares_one_campaign_model_while_its_row_is_unchanged(client, ctx):
+    from crowdsource.votes import _load_items  # noqa: PLC0415
+
+    campaign, items = await _setup(client, ctx, items=3)
+    ids = [item["id"] for item in items]
+    once = await _load_items([*ids, "nope", ids[0]])
+    assert once[3] is None
+    assert [v.public_id for v in once if v] == [*ids, ids[0]]
+    assert len({id(v.campaign) for v in once if v}) == 1
+    again = await _load_items(ids)
+    assert again[0] is not None and once[0] is not None
+    assert again[0].campaign is once[0].campaign  # not rebuilt: the row is unchanged
+    assert again[0].campaign.public_id == campaign["id"]
+    await Campaign.filter(public_id=campaign["id"]).update(votes_per_minute_person=7)
+    changed = await _load_items(ids)
+    assert changed[0] is not None
+    assert changed[0].campaign is not once[0].campaign
+    assert changed[0].campaign.votes_per_minute_person == 7
+    assert once[0].campaign.votes_per_minute_person == UNLIMITED["votes_per_minute_person"]

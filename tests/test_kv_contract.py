@@ -376,6 +376,40 @@ async def test_concurrent_hit_all_calls_each_count_exactly(kv: KeyValue) -> None
     assert sorted(a[1].remaining for a in allowed) == list(range(8, 50))
 
 
+@pytest.mark.skipif(not SERVICES, reason="Redis only (services profile)")
+async def test_redis_hit_all_is_one_round_trip_and_survives_a_lost_script_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from redis.asyncio.client import Pipeline  # noqa: PLC0415
+
+    store = RedisKeyValue.from_url(_redis_url(), prefix=_unique_prefix())
+    asked: list[object] = []
+    real = Pipeline.immediate_execute_command
+
+    async def spy(self: Pipeline, *args: object, **options: object) -> object:
+        asked.append(args[0])  # SCRIPT EXISTS / SCRIPT LOAD: a round trip before the pipeline
+        return await real(self, *args, **options)
+
+    monkeypatch.setattr(Pipeline, "immediate_execute_command", spy)
+    try:
+        limits = [("person:1", 3, 10.0), ("ip:1", 5, 10.0)]
+        assert await store.hit_all(limits) == [RateLimit(True, 2, 0.0), RateLimit(True, 4, 0.0)]
+        assert asked == []
+        # The server no longer knows the script (as after a restart): loaded, sent again, and
+        # every limit still counted exactly once.
+        store._hit_all.sha = "0" * 40
+        answers = await asyncio.gather(*(store.hit_all(limits) for _ in range(2)))
+        assert sorted(a[0].remaining for a in answers) == [0, 1]
+        assert sorted(a[1].remaining for a in answers) == [2, 3]
+        assert store._hit_all.sha != "0" * 40
+        # Three calls counted on each key, none twice.
+        assert not (await store.hit("person:1", limit=3, window=10)).allowed
+        assert await store.hit("ip:1", limit=5, window=10) == RateLimit(True, 1, 0.0)
+    finally:
+        await store.clear_namespace()
+        await store.close()
+
+
 async def test_zpipeline_increments_then_reads(kv: KeyValue) -> None:
     await kv.zadd("z", {"a": 1})
     scores = await kv.zpipeline(
