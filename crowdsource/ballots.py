@@ -118,7 +118,10 @@ class _Sql:
 
     def users(self, public_ids: list[str]) -> tuple[str, list[Any]]:
         """SQLite: the active voters (PostgreSQL reads them in :meth:`users_and_votes`)."""
-        query = f"SELECT id, public_id FROM core_user WHERE is_active AND public_id IN ({_in(len(public_ids))})"  # noqa: S608, E501
+        query = (
+            "SELECT id, public_id FROM core_user WHERE is_active"  # noqa: S608 - bound values
+            f" AND public_id IN ({_in(len(public_ids))})"
+        )
         return query, public_ids
 
     def insert_votes(self, rows: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:

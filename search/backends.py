@@ -36,7 +36,6 @@ from backend.elastic import Searches
 from venues.documents import (
     PARKING_STALE_AFTER,
     LiveState,
-    OpenStates,
     VenueDoc,
     live_state,
 )
@@ -85,11 +84,8 @@ def rank(doc: VenueDoc, params: SearchParams) -> Ranked | None:
     return _judge(doc, geo.distance_m(params.centre, doc.point), params)
 
 
-def _judge(
-    doc: VenueDoc, distance: int, params: SearchParams, known: OpenStates | None = None
-) -> Ranked | None:
-    """:func:`rank` for a candidate whose ``distance_m`` is already known (``known``: the open
-    states already evaluated at ``params.now``, see ``live_state``)."""
+def _judge(doc: VenueDoc, distance: int, params: SearchParams) -> Ranked | None:
+    """:func:`rank` for a candidate whose ``distance_m`` is already known."""
     if doc.status == VenueStatus.REMOVED.value:
         return None
     if params.kinds and doc.kind not in params.kinds:
@@ -100,7 +96,7 @@ def _judge(
         return None
     if params.after is not None and (distance, doc.id) <= params.after:
         return None
-    state = live_state(doc, params.now, params.parking_stale_after, known)
+    state = live_state(doc, params.now, params.parking_stale_after)
     if params.open_now and not state.open_now:
         return None
     if params.has_free_spaces and not state.has_free_spaces:
@@ -123,7 +119,6 @@ class Reranker:
         self.best: list[Ranked] = []
         self._keys: list[SortKey] = []
         self._keep = params.limit + 1
-        self._open_states: OpenStates = {}  # one moment (params.now) for the whole page
         # A candidate nearer than this (arc) is certainly before the cursor.
         self.skip_below = geo.arc_floor_m(params.after[0] - 0.5) if params.after else 0.0
 
@@ -149,7 +144,7 @@ class Reranker:
             return
         distance = geo.distance_m(self.params.centre, geo.Point(lat, lng))
         if self._may_enter(distance, venue_id):
-            self._keep_hit(_judge(make_doc(), distance, self.params, self._open_states))
+            self._keep_hit(_judge(make_doc(), distance, self.params))
 
     def _may_enter(self, distance: int, venue_id: str) -> bool:
         """False when the key ``(distance, venue_id)`` cannot be on the page, whatever the

@@ -131,28 +131,11 @@ def open_state(
     return state.open_now, state.next_change
 
 
-# Open states already evaluated at one moment, per (status, opening hours): see ``live_state``.
-OpenStates = dict[tuple[str, str | None], tuple[bool, datetime | None]]
-
-
 def live_state(
-    doc: VenueDoc,
-    now: datetime,
-    stale_after: timedelta = PARKING_STALE_AFTER,
-    known: OpenStates | None = None,
+    doc: VenueDoc, now: datetime, stale_after: timedelta = PARKING_STALE_AFTER
 ) -> LiveState:
-    """Open now, next change and (for parking) the coarse availability at ``now``.
-
-    ``known`` lets a caller judging many venues at the same ``now`` (a search page) share the
-    open state of the venues with the same status and hours: ``open_state`` depends on nothing
-    else, and a page has only a few distinct hours."""
-    key = (doc.status, doc.opening_hours)
-    opened = known.get(key) if known is not None else None
-    if opened is None:
-        opened = open_state(doc.status, doc.opening_hours, now)
-        if known is not None:
-            known[key] = opened
-    open_now, next_change = opened
+    """Open now, next change and (for parking) the coarse availability at ``now``."""
+    open_now, next_change = open_state(doc.status, doc.opening_hours, now)
     if doc.kind != VenueKind.PARKING_LOT.value:
         return LiveState(open_now=open_now, next_change=next_change)
     stale = True
