@@ -1,11 +1,14 @@
 """The server under test: ``sanic bench.app:create_bench_app --factory --workers N`` on 127.0.0.1.
 
 It runs in its own process group, with the bench's environment (``BenchConfig.server_env``),
-its output in ``var/bench/<profile>/server.log``; it is stopped with SIGINT (then SIGKILL).
+its output in ``var/bench/<profile>/server.log``; it is stopped with SIGINT (then SIGKILL), and
+gets SIGINT when the bench process dies without stopping it (killed by a timeout, say), so no
+server outlives its bench.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -15,10 +18,31 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from bench.config import REPO, BenchConfig
 
 READY_TIMEOUT = 120.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _interrupt_with_parent() -> None:
+    """In the child, before exec: SIGINT when the process that started it dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+def spawn(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    """``Popen(command)`` in a process group of its own that is interrupted when this process
+    dies (Linux). Call it from the thread that lives as long as the process (the main one):
+    the kernel ties the signal to the thread that started the child."""
+    return subprocess.Popen(  # noqa: S603 - callers pass fixed command lines
+        command,
+        start_new_session=True,
+        preexec_fn=_interrupt_with_parent,  # noqa: PLW1509 - one thread starts the server
+        **options,
+    )
 
 
 def free_port() -> int:
@@ -56,13 +80,8 @@ def running_server(config: BenchConfig) -> Iterator[str]:
         "--no-motd",
     ]
     with log_path.open("ab") as log:
-        process = subprocess.Popen(  # noqa: S603 - fixed command line
-            command,
-            cwd=REPO,
-            env=config.server_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        process = spawn(
+            command, cwd=REPO, env=config.server_env(), stdout=log, stderr=subprocess.STDOUT
         )
     try:
         deadline = time.monotonic() + READY_TIMEOUT
