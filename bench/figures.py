@@ -48,6 +48,7 @@ class Figure:
     p95_ms: float
     p99_ms: float
     ratios: dict[str, dict[str, float]] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)  # bench.cpu: cores by role, busy
 
     @classmethod
     def from_raw(
@@ -104,4 +105,5 @@ class Figure:
             "statuses": self.statuses,
             "duration_s": round(self.duration_s, 3),
             "ratios": self.ratios,
+            "cpu": self.cpu,
         }

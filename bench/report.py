@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.ceilings import SKIPPED_EMBEDDED
 from bench.config import BenchConfig
+from bench.cpu import ROLES
 from bench.data import Plan
 from bench.figures import Figure
 
@@ -135,8 +136,33 @@ def render(result: dict[str, Any]) -> str:
                 f"| {f['title']} | {f['concurrency']} | {name} "
                 f"| {r['rps']:.3f} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} |"
             )
+    lines += _cpu_table(result)
     lines += ["", *_checks(result["checks"]), *(f"- {note}" for note in result["notes"]), ""]
     return "\n".join(lines)
+
+
+def _cpu_table(result: dict[str, Any]) -> list[str]:
+    """Cores each role used while a figure was measured (``bench/cpu.py``)."""
+    measured = [f for f in result["figures"] if f.get("cpu")]
+    if not measured:
+        return []
+    cores = result["machine"]["cores"]
+    lines = [
+        "",
+        f"Where the cores went while measured (cores used, of {cores}; busy: share of all "
+        "cores not idle; load: wrk or `bench.pyload`; other: the rest of the machine):",
+        "",
+        "| scenario | conn. | busy | " + " | ".join(ROLES) + " |",
+        "|---|--:|--:|" + "--:|" * len(ROLES),
+    ]
+    for f in measured:
+        cpu = f["cpu"]
+        lines.append(
+            f"| {f['title']} | {f['concurrency']} | {cpu['busy']:.0%} | "
+            + " | ".join(f"{cpu.get(role, 0.0):.2f}" for role in ROLES)
+            + " |"
+        )
+    return lines
 
 
 def _checks(checks: dict[str, Any]) -> list[str]:

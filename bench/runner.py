@@ -18,6 +18,7 @@ from typing import Any
 from bench import checks, data, report, scenarios
 from bench.ceilings import CEILING_OF, CEILING_SCENARIO, PG_TABLE, prepare_pg_table
 from bench.config import REPO, BenchConfig
+from bench.cpu import CpuShare, measured
 from bench.figures import Figure
 from bench.server import running_server
 from bench.wrk import run_wrk, write_requests, wrk_binary
@@ -45,7 +46,9 @@ class Run:
         self.checks: dict[str, Any] = {}
         self.titles: dict[str, str] = dict(scenarios.TITLES)
 
-    def record(self, figure: Figure) -> Figure:
+    def record(self, figure: Figure, cpu: CpuShare | None = None) -> Figure:
+        if cpu is not None:
+            figure.cpu = cpu.as_json()
         self.figures.append(figure)
         print(
             f"  {self.titles[figure.scenario][:52]:<52} c={figure.concurrency:<3}"
@@ -63,10 +66,11 @@ class Run:
         path = write_requests(self.config.var_dir / f"{scenario.key}.requests", scenario.requests)
         await asyncio.to_thread(run_wrk, url, path, concurrency=16, seconds=self.config.warmup)
         for level in self.config.levels:
-            raw = await asyncio.to_thread(
-                run_wrk, url, path, concurrency=level, seconds=self.config.seconds
-            )
-            self.record(Figure.from_raw(scenario.key, level, raw, scenario.expect))
+            with measured() as cpu:
+                raw = await asyncio.to_thread(
+                    run_wrk, url, path, concurrency=level, seconds=self.config.seconds
+                )
+            self.record(Figure.from_raw(scenario.key, level, raw, scenario.expect), cpu)
 
     async def pyload(self, spec: dict[str, Any]) -> dict[str, Any]:
         path = self.config.var_dir / f"{spec['kind']}.spec.json"
@@ -77,19 +81,20 @@ class Run:
     async def votes(self) -> None:
         start, accepted, refusals = 0, 0, Counter[str]()
         for level in self.config.levels:
-            raw = await self.pyload(
-                {
-                    "kind": "votes",
-                    "url": self.base_url,
-                    "tokens": self.plan.tokens,
-                    "items": self.plan.hot_items,
-                    "start": start,
-                    "concurrency": level,
-                    "seconds": self.config.seconds,
-                }
-            )
+            with measured() as cpu:
+                raw = await self.pyload(
+                    {
+                        "kind": "votes",
+                        "url": self.base_url,
+                        "tokens": self.plan.tokens,
+                        "items": self.plan.hot_items,
+                        "start": start,
+                        "concurrency": level,
+                        "seconds": self.config.seconds,
+                    }
+                )
             start = raw["taken"]
-            accepted += self.record(Figure.from_raw("votes", level, raw, ("201",))).ok
+            accepted += self.record(Figure.from_raw("votes", level, raw, ("201",)), cpu).ok
             refusals.update(raw["refusals"])
         result = await checks.votes(self.config, self.plan, self.base_url, accepted)
         available = len(self.plan.tokens) * len(self.plan.hot_items)
@@ -104,26 +109,28 @@ class Run:
         await prepare_pg_table(self.config.database_url)
         start = 0
         for level in self.config.levels:
-            raw = await self.pyload(
-                {
-                    "kind": "pg",
-                    "dsn": self.config.database_url,
-                    "table": PG_TABLE,
-                    "people": self.plan.people,
-                    "start": start,
-                    "concurrency": level,
-                    "seconds": self.config.seconds,
-                }
-            )
+            with measured() as cpu:
+                raw = await self.pyload(
+                    {
+                        "kind": "pg",
+                        "dsn": self.config.database_url,
+                        "table": PG_TABLE,
+                        "people": self.plan.people,
+                        "start": start,
+                        "concurrency": level,
+                        "seconds": self.config.seconds,
+                    }
+                )
             start = raw["taken"]
-            self.record(Figure.from_raw("pg_insert", level, raw, ("inserted",)))
+            self.record(Figure.from_raw("pg_insert", level, raw, ("inserted",)), cpu)
 
     async def booking_race(self) -> None:
         warm_up = scenarios.booking_race(self.plan, warm_up=True)
         await self.pyload({"kind": "burst", "url": self.base_url, "requests": warm_up})
         requests = scenarios.booking_race(self.plan)
-        raw = await self.pyload({"kind": "burst", "url": self.base_url, "requests": requests})
-        self.record(Figure.from_raw("booking_race", len(requests), raw, ("201", "409")))
+        with measured() as cpu:
+            raw = await self.pyload({"kind": "burst", "url": self.base_url, "requests": requests})
+        self.record(Figure.from_raw("booking_race", len(requests), raw, ("201", "409")), cpu)
         self.checks["booking_race"] = result = await checks.booking(self.plan, raw)
         print(f"  booking race check: {result}", flush=True)
 
