@@ -80,7 +80,7 @@ class Run:
 
     async def votes(self) -> None:
         start, accepted, refusals = 0, 0, Counter[str]()
-        for level in self.config.levels:
+        for level in self.config.vote_levels:
             with measured() as cpu:
                 raw = await self.pyload(
                     {
@@ -108,7 +108,7 @@ class Run:
     async def pg_ceiling(self) -> None:
         await prepare_pg_table(self.config.database_url)
         start = 0
-        for level in self.config.levels:
+        for level in self.config.vote_levels:
             with measured() as cpu:
                 raw = await self.pyload(
                     {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench import checks, report
-from bench.config import SCENARIOS, make_config, select
+from bench.config import LEVELS, SCENARIOS, VOTE_BURST, make_config, select
 
 
 def test_only_adds_the_ceilings_a_scenario_is_compared_with() -> None:
@@ -85,3 +85,11 @@ async def test_the_race_check_finds_the_raced_slot_on_either_database(client, ct
     result = await checks.booking(plan, raw)
     assert result["bookings_in_database"] == 1
     assert result["exactly_one"] is True
+
+
+def test_votes_are_also_measured_in_a_burst_unless_the_levels_are_chosen() -> None:
+    default = make_config(profile="embedded", full=False)
+    assert default.levels == LEVELS
+    assert default.vote_levels == (*LEVELS, VOTE_BURST)
+    chosen = make_config(profile="embedded", full=False, levels=(1, 64))
+    assert chosen.vote_levels == (1, 64)
