@@ -142,7 +142,7 @@ def share(
     return CpuShare(
         seconds=seconds,
         cores={k: v / hz / wall for k, v in used.items()},
-        busy=min(1.0, busy_ticks / max(total1 - total0, 1)) if total1 > total0 else 0.0,
+        busy=min(1.0, busy_ticks / (total1 - total0)) if total1 > total0 else 0.0,
     )
 
 

@@ -46,9 +46,8 @@ class Run:
         self.checks: dict[str, Any] = {}
         self.titles: dict[str, str] = dict(scenarios.TITLES)
 
-    def record(self, figure: Figure, cpu: CpuShare | None = None) -> Figure:
-        if cpu is not None:
-            figure.cpu = cpu.as_json()
+    def record(self, figure: Figure, cpu: CpuShare) -> Figure:
+        figure.cpu = cpu.as_json()
         self.figures.append(figure)
         print(
             f"  {self.titles[figure.scenario][:52]:<52} c={figure.concurrency:<3}"
