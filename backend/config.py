@@ -10,10 +10,8 @@ A bad value is a :class:`SettingsError` naming the variable.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -32,6 +30,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from backend import files
 
 PROFILES = ("embedded", "services")
 ENVIRONMENTS = ("development", "production")
@@ -57,26 +57,14 @@ def install_secret(var_dir: Path) -> str:
     """This install's secret: ``<var_dir>/secret.key``, created with a random value at first start.
 
     Outside production, when ``SMARTCIRCLE_JWT_SECRET`` is unset. The file is created atomically
-    and readable by its owner only (0600): the value is written to a private temporary file,
-    which is then hard-linked to the final name; the link fails if another worker (or host on a
-    shared directory) got there first, and everyone then reads the winner's value. So several
-    workers starting at once agree, and no reader ever sees a half-written file. Two installs
+    and readable by its owner only (0600) by :func:`backend.files.create_once`: several workers
+    (or hosts on a shared directory) starting at once agree on one value, and no reader ever
+    sees a half-written file. Two installs
     never share a value (256 random bits each); deleting the file rotates it (every token and
     cursor signed with the old one stops working).
     """
     path = var_dir / SECRET_FILE
-    if not path.exists():
-        var_dir.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=".secret-", dir=var_dir)  # mode 0600
-        try:
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(32) + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            with contextlib.suppress(FileExistsError):  # another worker linked first: it wins
-                os.link(temporary, path)
-        finally:
-            os.unlink(temporary)
+    files.create_once(path, secrets.token_urlsafe(32) + "\n")
     text = path.read_text(encoding="utf-8").strip()
     if len(text) < _SECRET_MIN:
         raise SettingsError(

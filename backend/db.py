@@ -162,10 +162,14 @@ def register_database(app: DefaultSanic, settings: Settings, apps: Mapping[str, 
     @app.before_server_start
     async def _open(app: DefaultSanic) -> None:
         await open_database(settings, apps)
-        # Connect now, before any request or job: the first use must not race to open the
-        # connection (a cancelled lazy open can leave the SQLite client's lock held).
-        await ping()
-        await require_migrated(apps)
+        try:
+            # Connect now, before any request or job: the first use must not race to open the
+            # connection (a cancelled lazy open can leave the SQLite client's lock held).
+            await ping()
+            await require_migrated(apps)
+        except BaseException:
+            await close_database()  # else its SQLite thread keeps the failed process alive
+            raise
 
     @app.after_server_stop
     async def _close(app: DefaultSanic) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend import files
 from backend.config import Settings, SettingsError
 from backend.context import AppContext, Slot
 from residents.crypto import KeyRing, KeyRingError, new_key
@@ -79,16 +80,9 @@ def load_key_ring(settings: Settings, env: Mapping[str, str] | None = None) -> K
 
 
 def _development_ring(path: Path) -> KeyRing:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"keys": [["dev-" + os.urandom(3).hex(), new_key()]], "index_key": new_key()}
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process of this installation was first
-            pass
-        else:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(data, out)
+    data = {"keys": [["dev-" + os.urandom(3).hex(), new_key()]], "index_key": new_key()}
+    # Several workers start at once: exactly one ring is kept, and none reads it half-written.
+    files.create_once(path, json.dumps(data))
     data = json.loads(path.read_text(encoding="utf-8"))
     spec = ",".join(f"{kid}:{key}" for kid, key in data["keys"])
     return KeyRing.parse(spec, data["index_key"])
@@ -101,7 +95,7 @@ def add_development_key(settings: Settings) -> str:
     data = json.loads(path.read_text(encoding="utf-8"))
     kid = "dev-" + os.urandom(3).hex()
     data["keys"].insert(0, [kid, new_key()])
-    path.write_text(json.dumps(data), encoding="utf-8")
+    files.replace(path, json.dumps(data))
     return kid
 
 

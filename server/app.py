@@ -87,22 +87,25 @@ def create_app(
         for job in feature.jobs:
             jobs.every(job.name, job.interval(settings), job.func)
 
+    # Start-up listeners run in this order. The checks that hold nothing open come first; a
+    # start that fails after the database is open closes it again (the SQLite client's thread
+    # would otherwise keep the failed process alive, never exiting).
+    @app.before_server_start
+    async def _check_routes(app: DefaultSanic) -> None:
+        check_every_route_declared(app)
+
+    install_docs(app, title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
     db.register_database(app, settings, apps())
     _register_features(app, ctx, features)
     _register_middleware(app)
     for feature in features:
         for bp in feature.blueprints:
             app.blueprint(bp)
-    install_docs(app, title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
     install_error_handlers(app)
 
     @app.main_process_start
     async def _backlog(app: DefaultSanic) -> None:
         raise_backlog(app)
-
-    @app.before_server_start
-    async def _check_routes(app: DefaultSanic) -> None:
-        check_every_route_declared(app)
 
     @app.after_server_start
     async def _start_jobs(app: DefaultSanic) -> None:
@@ -121,9 +124,14 @@ def _register_features(app: Sanic, ctx: AppContext, features: tuple[Feature, ...
 
     @app.before_server_start  # registered after the database listener, so it runs after it
     async def _start_features(app: Sanic) -> None:
-        for feature in features:
-            for hook in feature.on_start:
-                await hook(ctx)
+        try:
+            for feature in features:
+                for hook in feature.on_start:
+                    await hook(ctx)
+        except BaseException:
+            await ctx.close()
+            await db.close_database()
+            raise
 
     @app.after_server_stop
     async def _stop_features(app: Sanic) -> None:

@@ -141,15 +141,18 @@ async def test_two_app_processes_run_each_job_once(app, tmp_path):
             )
     try:
         async with httpx.AsyncClient(timeout=5) as http:
-            for port in ports:
+            for port, process, log in zip(ports, processes, logs, strict=True):
                 deadline = time.monotonic() + 180  # generous: a loaded 2-core machine starts slowly
                 while True:
                     try:
                         health = await http.get(f"http://127.0.0.1:{port}/api/v1/health")
                         break
                     except httpx.TransportError:
-                        if time.monotonic() > deadline:
-                            pytest.fail(f"server on {port} did not start: {logs[0].read_text()}")
+                        if process.poll() is not None or time.monotonic() > deadline:
+                            pytest.fail(
+                                f"server on {port} did not start (exit {process.poll()}): "
+                                + log.read_text(errors="replace")[-6000:]
+                            )
                         await asyncio.sleep(0.2)
                 assert health.status_code == 200, health.text
                 assert health.json()["status"] == "ok", health.text

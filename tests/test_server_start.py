@@ -1,0 +1,65 @@
+"""A server that cannot start exits, non-zero, saying why: it never hangs half-started (once
+the database was open, the SQLite client's thread kept a failed process alive for ever, and
+a test waiting for it to answer waited out its deadline)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SERVICES = ("DATABASE_URL", "REDIS_URL", "ELASTICSEARCH_URL", "TEST_DATABASE_URL")
+
+
+def _env(var_dir: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SMARTCIRCLE_", "PYTEST")) and k not in SERVICES
+    }
+    env.update(SMARTCIRCLE_PROFILE="embedded", SMARTCIRCLE_VAR_DIR=str(var_dir), **extra)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "sanic", "server.app:create_app", "--factory"]
+    command += ["--host", "127.0.0.1", "--port", str(_free_port()), "--single-process"]
+    # A hang shows as TimeoutExpired (subprocess.run kills the process first).
+    return subprocess.run(
+        command, env=env, cwd=REPO, capture_output=True, text=True, timeout=90, check=False
+    )
+
+
+def test_a_server_on_an_unmigrated_database_exits(tmp_path: Path):
+    done = _serve(_env(tmp_path))
+    assert done.returncode != 0
+    assert "the database is not migrated" in done.stdout + done.stderr
+
+
+def test_a_server_whose_feature_cannot_start_exits(tmp_path: Path):
+    env = _env(tmp_path)
+    migrated = subprocess.run(
+        [sys.executable, "-m", "server", "migrate"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    # The residents feature starts after the database is open: half a key configuration.
+    done = _serve({**env, "SMARTCIRCLE_RESIDENT_KEYS": "dev-a:" + "A" * 43 + "="})
+    assert done.returncode != 0
+    assert "set both SMARTCIRCLE_RESIDENT_KEYS and SMARTCIRCLE_RESIDENT_INDEX_KEY" in (
+        done.stdout + done.stderr
+    )
