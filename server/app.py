@@ -13,7 +13,7 @@ from sanic import DefaultSanic, Request, Sanic
 from sanic.response import HTTPResponse
 
 from backend import db
-from backend.access import check_every_route_declared, route_access
+from backend.access import add_head_and_options, check_every_route_declared, route_access
 from backend.config import Settings
 from backend.context import AppContext, build_context
 from backend.docs import install_docs
@@ -76,7 +76,15 @@ def create_app(
     app.config.CORS = False
     # The OpenAPI document and /docs are our own (backend/docs.py): sanic-ext's would load its
     # UI from a CDN and describe query parameters wrongly.
-    app.extend(config={"oas": False, "health": False})
+    app.extend(
+        config={
+            "oas": False,
+            "health": False,
+            # HEAD and OPTIONS: backend.access.add_head_and_options, without the slow start.
+            "http_auto_head": False,
+            "http_auto_options": False,
+        }
+    )
 
     ctx = build_context(settings)
     app.ctx.app_context = ctx
@@ -102,6 +110,7 @@ def create_app(
         for bp in feature.blueprints:
             app.blueprint(bp)
     install_error_handlers(app)
+    add_head_and_options(app)  # after every route
 
     @app.main_process_start
     async def _backlog(app: DefaultSanic) -> None:

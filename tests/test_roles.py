@@ -182,3 +182,22 @@ def test_a_route_without_declaration_stops_start_up(app, settings):
     with pytest.raises(RuntimeError, match="undeclared"):
         check_every_route_declared(other)
     Sanic._app_registry[app.name] = app
+
+
+async def test_head_answers_as_get_does_and_options_lists_the_methods(app, client):
+    """HEAD runs the GET handler (the same check of the caller, the same status); OPTIONS
+    names the path's methods. Every GET path has HEAD, every path OPTIONS."""
+    for path in ("/api/v1/me", "/api/v1/admin/users"):
+        head = await client.head(path)
+        assert head.status_code == 401 == (await client.get(path)).status_code
+    admin = await sign_in(client, await make_user(role=Role.BUREAU_ADMIN))
+    head = await client.head("/api/v1/admin/users", headers=admin)
+    assert head.status_code == 200 and head.headers["content-type"].startswith("application/json")
+    health = await client.head("/api/v1/health")
+    assert health.status_code == 200
+    options = await client.options("/api/v1/admin/users")
+    assert options.status_code == 204
+    assert options.headers["allow"] == "GET,HEAD,POST,OPTIONS"
+    for group in app.router.groups.values():
+        assert "OPTIONS" in group.methods, group.uri
+        assert "GET" not in group.methods or "HEAD" in group.methods, group.uri
