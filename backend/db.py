@@ -94,9 +94,12 @@ async def close_database() -> None:
 
 
 async def migrate(settings: Settings, apps: Mapping[str, ModelApp]) -> None:
-    """Apply every pending migration."""
-    await tortoise_migrate(config=tortoise_config(settings, apps))
-    await connections.close_all()
+    """Apply every pending migration. Closes the connection even when one fails: the SQLite
+    client's thread would otherwise keep the failed command alive, never exiting."""
+    try:
+        await tortoise_migrate(config=tortoise_config(settings, apps))
+    finally:
+        await connections.close_all()
 
 
 async def ping() -> None:

@@ -1,11 +1,12 @@
-"""A server that cannot start exits, non-zero, saying why: it never hangs half-started (once
-the database was open, the SQLite client's thread kept a failed process alive for ever, and
-a test waiting for it to answer waited out its deadline)."""
+"""A server that cannot start, or a migration that fails, exits non-zero saying why: it never
+hangs half-done (once the database was open, the SQLite client's thread kept a failed process
+alive for ever, and a test waiting for a server to answer waited out its deadline)."""
 
 from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,19 @@ def test_a_server_whose_feature_cannot_start_exits(tmp_path: Path):
     assert "set both SMARTCIRCLE_RESIDENT_KEYS and SMARTCIRCLE_RESIDENT_INDEX_KEY" in (
         done.stdout + done.stderr
     )
+
+
+def test_a_failed_migration_exits(tmp_path: Path):
+    with sqlite3.connect(tmp_path / "smartcircle.sqlite3") as conn:
+        conn.execute("CREATE TABLE core_user (x INTEGER)")  # in the way of the first migration
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "migrate"],
+        env=_env(tmp_path),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert 'table "core_user" already exists' in done.stderr
