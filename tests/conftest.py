@@ -96,6 +96,13 @@ async def app(settings: Settings) -> AsyncIterator[Sanic]:
     await application._server_event("init", "before")
     await application._server_event("init", "after")
     yield application
+    elastic = application.ctx.app_context.elastic
+    if elastic is not None:  # this run's indices, those of the servers it started included
+        found = await elastic.client.indices.get(
+            index=f"{settings.es_index_prefix}*", allow_no_indices=True
+        )
+        for name in found.body:  # by name: wildcard deletes are refused by the server
+            await elastic.client.indices.delete(index=name, ignore_unavailable=True)
     await application._server_event("shutdown", "before")
     await application._server_event("shutdown", "after")
 
