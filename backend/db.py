@@ -150,6 +150,14 @@ async def require_migrated(apps: Mapping[str, ModelApp]) -> None:
         )
 
 
+def sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite database's file; None on PostgreSQL or in memory."""
+    if not settings.is_sqlite:
+        return None
+    path = str(expand_db_url(settings.database_url)["credentials"]["file_path"])
+    return None if path == ":memory:" else Path(path)
+
+
 def table_names() -> list[str]:
     """Every table the models own, for truncation in tests."""
     names = []
@@ -164,6 +172,12 @@ def register_database(app: DefaultSanic, settings: Settings, apps: Mapping[str, 
 
     @app.before_server_start
     async def _open(app: DefaultSanic) -> None:
+        missing = sqlite_file(settings)
+        if missing is not None and not missing.exists():  # never create an empty one here
+            raise NotMigrated(
+                f"there is no database at {missing}: run `make migrate` "
+                "(or `python -m server migrate`) first"
+            )
         await open_database(settings, apps)
         try:
             # Connect now, before any request or job: the first use must not race to open the

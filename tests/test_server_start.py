@@ -31,19 +31,41 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _serve(env: dict[str, str], *processes: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "sanic", "server.app:create_app", "--factory"]
-    command += ["--host", "127.0.0.1", "--port", str(_free_port()), "--single-process"]
-    # A hang shows as TimeoutExpired (subprocess.run kills the process first).
+    command += ["--host", "127.0.0.1", "--port", str(_free_port())]
+    command += list(processes or ("--single-process",))
+    # A hang shows as TimeoutExpired (subprocess.run kills the process first). Its own session:
+    # when a worker fails, Sanic's manager kills its workers' whole process group.
     return subprocess.run(
-        command, env=env, cwd=REPO, capture_output=True, text=True, timeout=90, check=False
+        command,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        start_new_session=True,
     )
 
 
 def test_a_server_on_an_unmigrated_database_exits(tmp_path: Path):
+    with sqlite3.connect(tmp_path / "smartcircle.sqlite3"):
+        pass  # an empty database
     done = _serve(_env(tmp_path))
     assert done.returncode != 0
     assert "the database is not migrated" in done.stdout + done.stderr
+
+
+def test_workers_without_a_database_exit_saying_so_and_create_none(tmp_path: Path):
+    """Two workers at once: each says there is no database (they raced to create an empty
+    one before, and one of them only said "database is locked")."""
+    done = _serve(_env(tmp_path), "--workers", "2")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "there is no database at" in output and "make migrate" in output
+    assert "database is locked" not in output
+    assert not (tmp_path / "smartcircle.sqlite3").exists()
 
 
 def test_a_server_whose_feature_cannot_start_exits(tmp_path: Path):
