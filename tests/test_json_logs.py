@@ -85,6 +85,7 @@ async def test_every_line_a_real_server_writes_is_one_json_object(tmp_path: Path
             [sys.executable, "-m", "sanic", "probe_app:create_app", "--factory",
              "--host", "127.0.0.1", "--port", str(port)],
             env=env, cwd=REPO, stdout=out, stderr=err,
+            start_new_session=True,  # a failed start kills its process group (Sanic's manager)
         )  # fmt: skip
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as http:
