@@ -53,6 +53,7 @@ class VenueSearch:
 
 
 VENUE_SEARCH: Slot[VenueSearch] = Slot("search.venues")
+TOO_MANY_REQUESTS = 429
 
 
 def primary_backend(ctx: AppContext) -> SearchBackend:
@@ -141,9 +142,12 @@ async def search_venues(
             isinstance(exc, ApiError)
             and not isinstance(exc, NotFoundError)
             and exc.meta.status < 500
+            and exc.meta.status != TOO_MANY_REQUESTS
         )
         if bad_request:
             raise  # a refused request is a bug to see, not an outage to hide
+        # 429 (its search queue is full: es_rejected_execution_exception) is an overload, as much
+        # an outage as a 5xx: the breaker rests Elasticsearch and the database answers.
         log.warning(
             "search backend unavailable, using the database", extra={"error": type(exc).__name__}
         )

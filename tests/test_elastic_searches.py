@@ -12,15 +12,19 @@ import random
 from datetime import datetime
 from typing import Any
 
+import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from elastic_transport import ConnectionError as EsConnectionError
-from elasticsearch import BadRequestError, NotFoundError
+from elasticsearch import ApiError, BadRequestError, NotFoundError
+from elasticsearch.exceptions import HTTP_EXCEPTIONS
 
 from backend import geo
 from backend.clock import SHANGHAI
 from backend.elastic import Searches
 from search.backends import ElasticsearchBackend, SearchParams
 from search.index import alias_name
+from search.schemas import VenueSearchQuery
+from search.service import search_venues
 from tests.conftest import PROFILE
 from tests.elastic_helpers import dead_elasticsearch
 from tests.search_fixtures import (  # noqa: F401 - fixtures
@@ -221,3 +225,48 @@ async def test_concurrent_searches_fall_back_together_when_elasticsearch_is_down
         assert response.status_code == 200, response.text
         assert response.headers["x-search-backend"] == "database"
         assert [h["id"] for h in response.json()["items"]] == ["ds-0", "ds-1", "ds-2"]
+
+
+class _Refusing:
+    """A backend whose every search Elasticsearch refuses with ``status``."""
+
+    name = "elasticsearch"
+
+    def __init__(self, status: int, error: str) -> None:
+        self.status, self.error = status, error
+
+    async def search(self, params: SearchParams) -> Any:
+        meta = ApiResponseMeta(
+            status=self.status,
+            http_version="1.1",
+            headers=HttpHeaders(),
+            duration=0.0,
+            node=NodeConfig("http", "127.0.0.1", 9200),
+        )
+        raise HTTP_EXCEPTIONS.get(self.status, ApiError)(
+            message=self.error, meta=meta, body={"error": {"type": self.error}}
+        )
+
+
+async def test_an_overloaded_elasticsearch_is_an_outage_and_a_refused_query_a_bug(search_ctx):
+    """429 (the search queue is full: it happens in bursts) answers from the database, as a
+    5xx does; a 400 is the query's fault and is not hidden."""
+    await seed(
+        search_ctx,
+        [Spec(lat=CENTRE.lat + 0.001 * i, lng=CENTRE.lng, public_id=f"ov-{i}") for i in range(3)],
+    )
+    query = VenueSearchQuery(lat=CENTRE.lat, lng=CENTRE.lng)
+    try:
+        for status in (429, 503):
+            page, answered_by = await search_venues(
+                ctx=search_ctx, query=query, backend=_Refusing(status, "es_rejected_execution")
+            )
+            assert answered_by == "database"
+            assert [item.id for item in page.items] == ["ov-0", "ov-1", "ov-2"]
+        with pytest.raises(BadRequestError):
+            await search_venues(
+                ctx=search_ctx, query=query, backend=_Refusing(400, "parsing_exception")
+            )
+    finally:
+        if search_ctx.elastic is not None:
+            search_ctx.elastic.reset()
