@@ -18,13 +18,14 @@ from sanic.exceptions import (
 from sanic.exceptions import (
     MethodNotAllowed,
     PayloadTooLarge,
+    RequestCancelled,
     RequestTimeout,
     SanicException,
 )
 from sanic.exceptions import (
     NotFound as SanicNotFound,
 )
-from sanic.response import HTTPResponse, json
+from sanic.response import HTTPResponse, empty, json
 from tortoise.exceptions import DBConnectionError, OperationalError
 
 from backend.logs import request_id_for
@@ -206,8 +207,19 @@ def _translate(exc: Exception) -> tuple[int, str, str, dict[str, str] | None]:
     return 500, "internal_error", "服务器内部错误", None
 
 
+# nginx's "client closed request": the access log's status for a request whose client left
+# before its answer could be written. Never sent (there is nobody to send it to).
+CLIENT_CLOSED_REQUEST = 499
+
+
 def install_error_handlers(app: DefaultSanic) -> None:
     """Answer every exception with the JSON error shape; log unexpected ones."""
+
+    @app.exception(RequestCancelled)  # type: ignore[arg-type]  # a CancelledError: found by its class all the same
+    async def client_gone(request: Request, exc: RequestCancelled) -> HTTPResponse:
+        # A phone that lost its signal is not a server error: without this, Sanic's default
+        # answer was a 500, and every such request counted as one in the access log.
+        return empty(status=CLIENT_CLOSED_REQUEST)
 
     @app.exception(Exception)
     async def handle_any(request: Request, exc: Exception) -> HTTPResponse:

@@ -56,6 +56,12 @@ PROBE = textwrap.dedent(
             warnings.warn("a warning\\nover two lines")
             return {"ok": True}
 
+        @app.get("/probe/slow")
+        @endpoint(summary="slow", tag="probe", public=True)
+        async def slow(request, call):
+            await asyncio.sleep(0.5)  # long enough for its client to leave first
+            return {"ok": True}
+
         return app
     """
 )
@@ -102,6 +108,12 @@ async def test_every_line_a_real_server_writes_is_one_json_object(tmp_path: Path
             boom = await http.get("/probe/boom")
             assert boom.status_code == 500
             assert (await http.get("/probe/side")).status_code == 200
+            # A client that goes before its answer (a phone losing signal) is no server error.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /probe/slow HTTP/1.1\r\nHost: probe\r\n\r\n")
+            await writer.drain()
+            writer.close()
+            await asyncio.sleep(1.0)
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -136,3 +148,6 @@ async def test_every_line_a_real_server_writes_is_one_json_object(tmp_path: Path
     assert "ZeroDivisionError" in thread["exc"] and thread["thread_name"] == "probe-thread"
     assert "a warning" in one(lambda r: r["logger"] == "py.warnings")["message"]
     assert any(r["logger"].startswith("sanic") for r in records)  # Sanic's own lines too
+    gone = one(lambda r: r["message"] == "request" and r.get("path") == "/probe/slow")
+    assert gone["status"] == 499, gone  # nginx's "client closed request", not a 500
+    assert not [r for r in records if r["level"] in ("ERROR", "CRITICAL") and "slow" in str(r)]
