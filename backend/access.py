@@ -42,6 +42,7 @@ from backend.errors import (
     ValidationFailed,
 )
 from backend.kv import KeyValue
+from backend.methods import is_automatic
 from backend.models import ApiKey, Role
 from backend.security import TokenError, decode_access_token, digest
 
@@ -532,69 +533,11 @@ def declare_public(app: DefaultSanic, name: str) -> None:
         setattr(route.handler, ACCESS_ATTR, Access(public=True))
 
 
-AUTO_ATTR = "__smartcircle_auto_method__"
-
-
-def add_head_and_options(app: DefaultSanic) -> None:
-    """HEAD on every GET route (the GET handler answers, so it checks the caller; Sanic sends
-    no body) and OPTIONS on every path (204 with ``Allow``): what sanic-ext's http extension
-    adds, added here once every route is in, before the router is built. (sanic-ext adds them
-    while the server starts, rebuilding the router once per route: about 5 s of every
-    worker's start on 2 cores, so its own is switched off in ``server.app``.)"""
-
-    def head(get_handler: Any) -> Any:
-        async def head_handler(request: Request, **path: Any) -> HTTPResponse:
-            response: HTTPResponse = await get_handler(request, **path)
-            return response
-
-        return head_handler
-
-    def options(allowed: str) -> Any:
-        async def options_handler(request: Request, **path: Any) -> HTTPResponse:
-            return empty(headers={"allow": allowed})
-
-        return options_handler
-
-    for group in list(app.router.groups.values()):
-        methods = set(group.methods)
-        if "GET" in methods and "HEAD" not in methods:
-            get_route = next(r for r in group if "GET" in r.methods)
-            handler = head(get_route.handler)
-            setattr(handler, AUTO_ATTR, True)
-            app.add_route(
-                handler,
-                group.uri,
-                methods=["HEAD"],
-                name=f"{get_route.name}_head",
-                strict_slashes=group.strict,
-                unquote=group.unquote,
-            )
-            methods.add("HEAD")
-        if "OPTIONS" not in methods:
-            allowed = ",".join(sorted(methods) + ["OPTIONS"])
-            handler = options(allowed)
-            setattr(handler, AUTO_ATTR, True)
-            app.add_route(
-                handler,
-                group.uri,
-                methods=["OPTIONS"],
-                name=f"{group[0].name}_options",
-                strict_slashes=group.strict,
-                unquote=group.unquote,
-            )
-
-
-def _is_library_route(app: DefaultSanic, route: Any) -> bool:
-    """Routes added for every path, not declared one by one: HEAD and OPTIONS
-    (:func:`add_head_and_options`). HEAD runs the GET handler, which checks the caller."""
-    return bool(getattr(route.handler, AUTO_ATTR, False))
-
-
 def check_every_route_declared(app: DefaultSanic) -> None:
     """Refuse to start when a route does not say who may call it (default deny)."""
     missing = []
     for route in app.router.routes:
-        if _is_library_route(app, route):
+        if is_automatic(route):
             continue
         if getattr(route.handler, ACCESS_ATTR, None) is None:
             missing.append(f"{'/'.join(route.methods)} /{route.path}")
@@ -606,6 +549,6 @@ def route_access(request: Request) -> Access | None:
     route = request.route
     if route is None:  # no route: routing answers 404/405 itself
         return Access(public=True)
-    if _is_library_route(request.app, route):
+    if is_automatic(route):
         return Access(public=True)
     return getattr(route.handler, ACCESS_ATTR, None)

@@ -13,7 +13,7 @@ from sanic import DefaultSanic, Request, Sanic
 from sanic.response import HTTPResponse
 
 from backend import db
-from backend.access import add_head_and_options, check_every_route_declared, route_access
+from backend.access import check_every_route_declared, route_access
 from backend.config import Settings
 from backend.context import AppContext, build_context
 from backend.docs import install_docs
@@ -21,6 +21,7 @@ from backend.errors import Forbidden, install_error_handlers
 from backend.features import Feature
 from backend.headers import apply_security_headers
 from backend.logs import configure_logging, request_id_for
+from backend.methods import add_head_and_options
 from backend.scheduler import Jobs
 from server.features import FEATURES
 from server.orm import apps
@@ -80,7 +81,7 @@ def create_app(
         config={
             "oas": False,
             "health": False,
-            # HEAD and OPTIONS: backend.access.add_head_and_options, without the slow start.
+            # HEAD and OPTIONS: backend.methods.add_head_and_options, without the slow start.
             "http_auto_head": False,
             "http_auto_options": False,
         }

@@ -24,6 +24,7 @@ from backend.config import Settings
 from backend.context import AppContext
 from server import orm
 from server.app import create_app
+from tests.elastic_helpers import delete_indices
 from tests.wechat_stub import APPID, SECRET, WeChatStub
 
 PROFILE = os.environ.get("SMARTCIRCLE_PROFILE", "embedded")
@@ -98,11 +99,7 @@ async def app(settings: Settings) -> AsyncIterator[Sanic]:
     yield application
     elastic = application.ctx.app_context.elastic
     if elastic is not None:  # this run's indices, those of the servers it started included
-        found = await elastic.client.indices.get(
-            index=f"{settings.es_index_prefix}*", allow_no_indices=True
-        )
-        for name in found.body:  # by name: wildcard deletes are refused by the server
-            await elastic.client.indices.delete(index=name, ignore_unavailable=True)
+        await delete_indices(elastic.client, f"{settings.es_index_prefix}*")
     await application._server_event("shutdown", "before")
     await application._server_event("shutdown", "after")
 

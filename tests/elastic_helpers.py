@@ -38,3 +38,11 @@ async def dead_elasticsearch(ctx: AppContext) -> AsyncIterator[AsyncElasticsearc
             venue_search.elastic = None
             ctx.provide(SIMILARITY, similarity)
         await dead.close()
+
+
+async def delete_indices(client: AsyncElasticsearch, pattern: str) -> None:
+    """Delete the indices matching ``pattern``, by name (wildcard deletes are refused by the
+    server)."""
+    found = await client.indices.get(index=pattern, allow_no_indices=True)
+    for name in found.body:
+        await client.indices.delete(index=name, ignore_unavailable=True)

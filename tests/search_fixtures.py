@@ -1,9 +1,9 @@
 """Search test helpers: backends per profile, seeding venues, a clean index per test.
 
-Import the fixtures into a test module: ``search_ctx_fixture`` (used as ``search_ctx``) and
-``_search_session``. In the services profile every test that asks for
-``search_backends`` starts with no venue index (the outbox drain creates one) and the session
-deletes every index it created at the end; the embedded profile has only the database backend.
+Import the fixture into a test module: ``search_ctx_fixture`` (used as ``search_ctx``). In the
+services profile every test that asks for it starts with no venue index (the outbox drain creates
+one); the session deletes every index of its run at the end (``tests/conftest.py``); the embedded
+profile has only the database backend.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from elasticsearch import AsyncElasticsearch
-from sanic import Sanic
 
 from backend.context import AppContext
 from backend.elastic import Searches
@@ -24,6 +23,7 @@ from search.backends import ElasticsearchBackend, SearchBackend
 from search.index import alias_name, drain
 from search.service import VENUE_SEARCH
 from tests.conftest import PROFILE
+from tests.elastic_helpers import delete_indices
 from venues.models import IndexOutbox, Venue, VenueKind
 
 BACKEND_NAMES = ["database", "elasticsearch"] if PROFILE == "services" else ["database"]
@@ -31,22 +31,12 @@ _seq = itertools.count(1)
 
 
 async def delete_test_indices(client: AsyncElasticsearch, prefix: str) -> None:
-    """Delete this run's venue indices, by name (wildcard deletes are refused by the server)."""
-    found = await client.indices.get(index=f"{prefix}-venues-*", allow_no_indices=True)
-    for name in found.body:
-        await client.indices.delete(index=name, ignore_unavailable=True)
-
-
-@pytest.fixture(scope="session")
-async def _search_session(app: Sanic) -> AsyncIterator[None]:
-    yield
-    ctx: AppContext = app.ctx.app_context
-    if ctx.elastic is not None:
-        await delete_test_indices(ctx.elastic.client, ctx.settings.es_index_prefix)
+    """Delete this run's venue indices."""
+    await delete_indices(client, f"{prefix}-venues-*")
 
 
 @pytest.fixture(name="search_ctx")
-async def search_ctx_fixture(ctx: AppContext, _search_session: None) -> AsyncIterator[AppContext]:
+async def search_ctx_fixture(ctx: AppContext) -> AsyncIterator[AppContext]:
     """The app context, with no venue index left over and Elasticsearch not resting."""
     if ctx.elastic is not None:
         ctx.elastic.reset()

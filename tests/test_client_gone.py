@@ -8,20 +8,15 @@ import asyncio
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.conftest import PROFILE, RUN_ID
-from tests.fault_helpers import free_port
+from tests.server_process import REPO, migrate, process_env, served
 
-REPO = Path(__file__).resolve().parent.parent
 ROWS = 200  # one unit of work's inserts: tens of milliseconds, cancelled somewhere inside
 
 PROBE = textwrap.dedent(
@@ -67,25 +62,6 @@ PROBE = textwrap.dedent(
 )
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTCIRCLE_", "PYTEST"))}
-    env.update(
-        SMARTCIRCLE_SCHEDULER="0",
-        SMARTCIRCLE_LOG_LEVEL="INFO",
-        SMARTCIRCLE_KV_PREFIX=f"test:{RUN_ID}:gone:",
-        SMARTCIRCLE_ES_INDEX_PREFIX=f"test-{RUN_ID}-gone",
-        SMARTCIRCLE_VAR_DIR=str(tmp_path / "var"),
-        PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]),
-    )
-    if PROFILE == "services":
-        env.update(SMARTCIRCLE_PROFILE="services", DATABASE_URL=os.environ["TEST_DATABASE_URL"])
-    else:
-        for name in ("DATABASE_URL", "REDIS_URL", "ELASTICSEARCH_URL"):
-            env.pop(name, None)
-        env.update(SMARTCIRCLE_PROFILE="embedded")
-    return env
-
-
 async def _leave(port: int, query: str, after: float) -> None:
     """Send a request, then close the connection ``after`` seconds later, unanswered."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -97,58 +73,33 @@ async def _leave(port: int, query: str, after: float) -> None:
 
 async def test_a_client_leaving_mid_write_leaves_it_whole_or_undone(app, tmp_path: Path):
     (tmp_path / "probe_app.py").write_text(PROBE)
-    env = _env(tmp_path)
+    env = process_env(
+        tmp_path / "var", "gone", PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)])
+    )
     if PROFILE != "services":
-        migrated = subprocess.run(
-            [sys.executable, "-m", "server", "migrate"],
-            env=env, cwd=REPO, capture_output=True, timeout=180, check=False,
-        )  # fmt: skip
-        assert migrated.returncode == 0, migrated.stderr[-3000:]
-    port = free_port()
+        migrate(env)
     log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sanic", "probe_app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--single-process"],
-            env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
     rng = random.Random(20261201)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as http:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if (await http.get("/api/v1/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail(f"server did not start: {log.read_text()[-3000:]}")
-                await asyncio.sleep(0.2)
+    async with (
+        served(env, log, app="probe_app:create_app") as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as http,
+    ):
+        # Left while the unit of work waits between two writes: nothing of it stays.
+        await _leave(port, "n=1&pause=0.5", after=0.1)
+        await asyncio.sleep(0.7)
+        assert (await http.get("/probe/count")).json()["rows"] == 0
 
-            # Left while the unit of work waits between two writes: nothing of it stays.
-            await _leave(port, "n=1&pause=0.5", after=0.1)
-            await asyncio.sleep(0.7)
-            assert (await http.get("/probe/count")).json()["rows"] == 0
-
-            # Left at random moments of a unit's inserts (mid-statement at times): each unit is
-            # all there or not at all, and nothing stays locked.
-            for n in range(2, 22):
-                await _leave(port, f"n={n}", after=rng.uniform(0.0, 0.05))
-            await asyncio.sleep(0.5)
-            rows = (await http.get("/probe/count")).json()["rows"]
-            assert rows % ROWS == 0, rows
-            started = time.monotonic()
-            assert (await http.post("/probe/write", params={"n": 99})).status_code == 200
-            assert time.monotonic() - started < 5  # not behind a lock a cancelled write held
-            assert (await http.get("/probe/count")).json()["rows"] == rows + ROWS
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        # Left at random moments of a unit's inserts (mid-statement at times): each unit is
+        # all there or not at all, and nothing stays locked.
+        for n in range(2, 22):
+            await _leave(port, f"n={n}", after=rng.uniform(0.0, 0.05))
+        await asyncio.sleep(0.5)
+        rows = (await http.get("/probe/count")).json()["rows"]
+        assert rows % ROWS == 0, rows
+        started = time.monotonic()
+        assert (await http.post("/probe/write", params={"n": 99})).status_code == 200
+        assert time.monotonic() - started < 5  # not behind a lock a cancelled write held
+        assert (await http.get("/probe/count")).json()["rows"] == rows + ROWS
     records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     writes = [r for r in records if r["message"] == "request" and r.get("path") == "/probe/write"]
     assert writes and {r["status"] for r in writes} <= {200, 499}, writes

@@ -7,7 +7,6 @@ import pytest
 from backend import geo
 from tests.search_fixtures import (  # noqa: F401 - fixtures
     Spec,
-    _search_session,
     search_ctx_fixture,
     seed,
 )

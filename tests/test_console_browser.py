@@ -15,7 +15,6 @@ import io
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from backend.clock import SHANGHAI
 from residents.identity import id_for
 from tests.conftest import PROFILE, RUN_ID
 from tests.console_world import PASSWORD
+from tests.server_process import stop
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -121,11 +121,7 @@ async def server() -> AsyncIterator[dict[str, Any]]:
                         time.sleep(0.2)
             yield {"base": base, **world}
         finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process, timeout=20)
             output = log_path.read_text(errors="replace")
             assert "Traceback" not in output, output[-4000:]
 

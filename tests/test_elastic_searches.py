@@ -8,6 +8,7 @@ Elasticsearch (services profile), and the outage test runs on both profiles (a d
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from datetime import datetime
 from typing import Any
@@ -29,7 +30,6 @@ from tests.conftest import PROFILE
 from tests.elastic_helpers import dead_elasticsearch
 from tests.search_fixtures import (  # noqa: F401 - fixtures
     Spec,
-    _search_session,
     search_ctx_fixture,
     seed,
 )
@@ -236,15 +236,10 @@ class _Refusing:
         self.status, self.error = status, error
 
     async def search(self, params: SearchParams) -> Any:
-        meta = ApiResponseMeta(
-            status=self.status,
-            http_version="1.1",
-            headers=HttpHeaders(),
-            duration=0.0,
-            node=NodeConfig("http", "127.0.0.1", 9200),
-        )
         raise HTTP_EXCEPTIONS.get(self.status, ApiError)(
-            message=self.error, meta=meta, body={"error": {"type": self.error}}
+            message=self.error,
+            meta=dataclasses.replace(META, status=self.status),
+            body={"error": {"type": self.error}},
         )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -23,6 +22,7 @@ import httpx
 import pytest
 
 from tests.fault_helpers import free_port
+from tests.server_process import stop
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -115,12 +115,7 @@ async def test_every_line_a_real_server_writes_is_one_json_object(tmp_path: Path
             writer.close()
             await asyncio.sleep(1.0)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=60)
 
     records = []
     for stream in (err_path, out_path):

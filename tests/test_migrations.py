@@ -15,6 +15,7 @@ import pytest
 from backend.db import NotMigrated, migrations_on_disk, pending_migrations, require_migrated
 from backend.features import ModelApp
 from server.orm import apps
+from tests.server_process import migrate, process_env
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,18 +33,7 @@ INSERT INTO "search_index_outbox" ("venue_public_id", "created_at")
 
 
 def _migrate(var_dir: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEST_DATABASE_URL")}
-    env.update(SMARTCIRCLE_PROFILE="embedded", SMARTCIRCLE_VAR_DIR=str(var_dir))
-    done = subprocess.run(
-        [sys.executable, "-m", "server", "migrate"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    migrate(process_env(var_dir, "migrations", profile="embedded"))
 
 
 def test_an_existing_outbox_table_is_adopted_with_its_rows(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from crowdsource.models import Open311Client, PainPoint
 from tests.conftest import PROFILE, RUN_ID
 from tests.crowdsource_helpers import create_campaign, submit, token_headers
 from tests.factories import make_user
+from tests.server_process import stop
 
 REPO = Path(__file__).resolve().parent.parent
 FORM = "application/x-www-form-urlencoded"
@@ -430,11 +430,7 @@ async def test_a_published_client_library_works_against_a_real_server(app, ctx, 
         assert raised.value.response.status_code == 404
         assert raised.value.response.json()[0]["code"] == 404
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, timeout=20)
     output = log_path.read_text(errors="replace")
     for value in PERSONAL.values():
         assert value not in output

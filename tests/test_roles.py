@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from sanic import Sanic
 
-from backend.access import ACCESS_ATTR, _is_library_route, check_every_route_declared
+from backend.access import ACCESS_ATTR, check_every_route_declared
+from backend.methods import is_automatic
 from backend.models import ApiKey, AuditEntry, Role, User
 from server.app import create_app
 from tests.factories import headers_for, make_user, sign_in
@@ -164,7 +165,7 @@ async def test_deactivation_ends_sessions_and_keys(client):
 def test_every_route_of_the_app_declares_its_callers(app):
     declared = 0
     for route in app.router.routes:
-        if _is_library_route(app, route):
+        if is_automatic(route):
             continue
         declared += 1
         assert getattr(route.handler, ACCESS_ATTR, None) is not None, route.path

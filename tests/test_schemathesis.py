@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from backend.kv_redis import RedisKeyValue
 from tests.conftest import PROFILE, RUN_ID
 from tests.crowdsource_helpers import create_campaign, submit
 from tests.search_fixtures import delete_test_indices
+from tests.server_process import stop
 from tests.wechat_stub import APPID, SECRET, WeChatStub
 
 REPO = Path(__file__).resolve().parent.parent
@@ -330,11 +330,7 @@ async def test_no_input_makes_a_server_error_for_any_role(app, ctx, wechat, tmp_
             if done.returncode != 0:
                 failures.append(f"== {caller} ==\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}")
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, timeout=20)
         if PROFILE == "services":
             await _clean_up_services(ctx)
     output = log_path.read_text(errors="replace")

@@ -17,7 +17,6 @@ from tests.conftest import PROFILE
 from tests.elastic_helpers import dead_elasticsearch
 from tests.search_fixtures import (  # noqa: F401 - fixtures
     Spec,
-    _search_session,
     search_ctx_fixture,
     seed,
     vincenty_m,

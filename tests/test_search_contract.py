@@ -20,7 +20,6 @@ from search.backends import SearchParams
 from tests.search_fixtures import (  # noqa: F401 - fixtures
     BACKEND_NAMES,
     Spec,
-    _search_session,
     backend_named,
     search_ctx_fixture,
     seed,

@@ -14,7 +14,6 @@ from tests.elastic_helpers import dead_elasticsearch
 from tests.factories import headers_for
 from tests.search_fixtures import (  # noqa: F401 - fixtures
     Spec,
-    _search_session,
     backend_named,
     search_ctx_fixture,
     seed,

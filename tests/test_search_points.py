@@ -22,7 +22,6 @@ from search.points import MAX_CHANGES, PointIndex, Points, in_arc_order
 from tests.conftest import PROFILE
 from tests.search_fixtures import (  # noqa: F401 - fixtures
     Spec,
-    _search_session,
     search_ctx_fixture,
     seed,
 )

@@ -23,7 +23,6 @@ from search.service import VENUE_SEARCH
 from tests.conftest import PROFILE
 from tests.search_fixtures import (  # noqa: F401 - fixtures
     Spec,
-    _search_session,
     search_ctx_fixture,
     seed,
     vincenty_m,

@@ -4,41 +4,25 @@ alive for ever, and a test waiting for a server to answer waited out its deadlin
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SERVICES = ("DATABASE_URL", "REDIS_URL", "ELASTICSEARCH_URL", "TEST_DATABASE_URL")
+from tests.fault_helpers import free_port
+from tests.server_process import REPO, migrate, process_env, run_migrate, server_command
 
 
-def _env(var_dir: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SMARTCIRCLE_", "PYTEST")) and k not in SERVICES
-    }
-    env.update(SMARTCIRCLE_PROFILE="embedded", SMARTCIRCLE_VAR_DIR=str(var_dir), **extra)
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _env(var_dir: Path) -> dict[str, str]:
+    return process_env(var_dir, "start", profile="embedded")
 
 
 def _serve(env: dict[str, str], *processes: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "sanic", "server.app:create_app", "--factory"]
-    command += ["--host", "127.0.0.1", "--port", str(_free_port())]
-    command += list(processes or ("--single-process",))
     # A hang shows as TimeoutExpired (subprocess.run kills the process first). Its own session:
     # when a worker fails, Sanic's manager kills its workers' whole process group.
     return subprocess.run(
-        command,
+        server_command(
+            free_port(), app="server.app:create_app", processes=processes or ("--single-process",)
+        ),
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -70,16 +54,7 @@ def test_workers_without_a_database_exit_saying_so_and_create_none(tmp_path: Pat
 
 def test_a_server_whose_feature_cannot_start_exits(tmp_path: Path):
     env = _env(tmp_path)
-    migrated = subprocess.run(
-        [sys.executable, "-m", "server", "migrate"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    migrate(env)
     # The residents feature starts after the database is open: half a key configuration.
     done = _serve({**env, "SMARTCIRCLE_RESIDENT_KEYS": "dev-a:" + "A" * 43 + "="})
     assert done.returncode != 0
@@ -91,14 +66,6 @@ def test_a_server_whose_feature_cannot_start_exits(tmp_path: Path):
 def test_a_failed_migration_exits(tmp_path: Path):
     with sqlite3.connect(tmp_path / "smartcircle.sqlite3") as conn:
         conn.execute("CREATE TABLE core_user (x INTEGER)")  # in the way of the first migration
-    done = subprocess.run(
-        [sys.executable, "-m", "server", "migrate"],
-        env=_env(tmp_path),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    done = run_migrate(_env(tmp_path), timeout=90)
     assert done.returncode != 0
     assert 'table "core_user" already exists' in done.stderr
